@@ -1,0 +1,31 @@
+# datacore — PGXS build
+EXTENSION = datacore
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = datacore
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The install script is assembled from one file per subsystem (sql/install/NN_name.sql),
+# so each service owns its own SQL; upgrade scripts are hand-written in sql/.
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+# Every sql/*.sql file is a regression test; each one creates what it needs and cleans up.
+REGRESS = $(sort $(notdir $(basename $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=.
+
+DC_PKGS = libcurl jansson hiredis libxml-2.0
+PG_CPPFLAGS = -Isrc -DDC_VERSION=\"$(EXTVERSION)\" $(shell pkg-config --cflags $(DC_PKGS))
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = $(shell pkg-config --libs $(DC_PKGS))
+
+EXTRA_CLEAN = $(DATA_built)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
+	cat $^ > $@
+
+$(OBJS): $(wildcard src/*.h)

@@ -1,0 +1,60 @@
+/*-------------------------------------------------------------------------
+ *
+ * datacore.c
+ *		Module load: library initialisation and the GUC namespace.
+ *
+ * Configuration lives in catalog objects (servers, user mappings, foreign
+ * tables), not GUCs, so that pg_dump carries it and privileges guard it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+
+#include "datacore.h"
+#include "http.h"
+#include "json.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	dc_http_init();
+	dc_json_init();
+
+	MarkGUCPrefixReserved("datacore");
+}
+
+PG_FUNCTION_INFO_V1(datacore_build_info);
+
+/*
+ * The versions this build runs with, as jsonb.  Building the object also
+ * proves at run time that JSON objects are made by jansson's own code.
+ */
+Datum
+datacore_build_info(PG_FUNCTION_ARGS)
+{
+	curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	json_t	   *info = dc_json_object();
+	json_t	   *libs = dc_json_object();
+
+	json_object_set_new(info, "version", json_string(DC_VERSION));
+	json_object_set_new(libs, "libcurl", json_string(cv->version));
+	json_object_set_new(libs, "jansson", json_string(JANSSON_VERSION));
+	json_object_set_new(libs, "hiredis",
+						json_string(psprintf("%d.%d.%d", HIREDIS_MAJOR,
+											 HIREDIS_MINOR, HIREDIS_PATCH)));
+	json_object_set_new(info, "libraries", libs);
+	json_object_set_new(info, "postgresql", json_integer(PG_VERSION_NUM));
+
+	PG_RETURN_JSONB_P(dc_json_to_jsonb(info));
+}

@@ -1,0 +1,66 @@
+/*-------------------------------------------------------------------------
+ *
+ * datacore.h
+ *		Internal declarations shared by every datacore subsystem: service
+ *		identities, resolved server configuration and the option lookup.
+ *
+ * Service clients include this header plus the header of whatever
+ * subsystem they use (http.h, json.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATACORE_H
+#define DATACORE_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+
+/* The four remote services; each has its own foreign-data wrapper. */
+typedef enum DcService
+{
+	DC_SERVICE_OLLAMA,
+	DC_SERVICE_QDRANT,
+	DC_SERVICE_S3,
+	DC_SERVICE_REDIS
+} DcService;
+
+#define DC_NUM_SERVICES 4
+
+/*
+ * A foreign server resolved for one call: the server's options merged with
+ * the calling user's mapping (or the PUBLIC one).  Secrets are only in
+ * "options"; never print that list.
+ */
+typedef struct DcServer
+{
+	DcService	service;
+	Oid			serverid;
+	Oid			umid;			/* user mapping used, or InvalidOid */
+	char	   *servername;
+
+	/* common options, defaults applied */
+	char	   *url;			/* HTTP services: base URL without trailing '/' */
+	int			timeout_ms;
+	int			connect_timeout_ms;
+	int64		max_response_bytes;
+	int			retries;
+
+	List	   *options;		/* DefElems: server options, then mapping options */
+} DcServer;
+
+/* in options.c */
+extern const char *dc_service_name(DcService service);
+extern const char *dc_service_wrapper(DcService service);
+extern DcServer *dc_get_server(const char *servername, DcService service,
+							   const char *operation);
+extern DcServer *dc_get_server_by_oid(Oid serverid, Oid userid,
+									  DcService service, const char *operation);
+extern const char *dc_option(DcServer *server, const char *name);
+extern int	dc_option_int(DcServer *server, const char *name, int defval);
+extern int64 dc_option_int64(DcServer *server, const char *name, int64 defval);
+extern bool dc_option_bool(DcServer *server, const char *name, bool defval);
+extern const char *dc_option_from_list(List *options, const char *name);
+extern void dc_check_option_list(DcService service, List *options, Oid catalog);
+
+#endif							/* DATACORE_H */

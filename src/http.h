@@ -1,0 +1,69 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.h
+ *		The one HTTP client every HTTP service (Ollama, Qdrant, S3) uses.
+ *
+ * A request is either executed whole (dc_http_execute: the body is
+ * buffered up to the server's max_response_bytes) or streamed
+ * (dc_http_open / dc_http_read / dc_http_close: at most about one chunk is
+ * held in memory).  Every wait is interruptible and bounded; libcurl state
+ * is released on ERROR, also inside subtransactions.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATACORE_HTTP_H
+#define DATACORE_HTTP_H
+
+#include "lib/stringinfo.h"
+#include "datacore.h"
+
+typedef struct DcHttpRequest
+{
+	const char *operation;		/* SQL-level name, used in error messages */
+	const char *method;			/* GET, HEAD, POST, PUT, DELETE */
+	char	   *url;			/* absolute URL, see dc_http_url() */
+	List	   *headers;		/* "Name: value" strings (palloc'd) */
+	const char *body;			/* request body or NULL */
+	size_t		body_len;
+	bool		retryable;		/* safe to send again after a failure */
+} DcHttpRequest;
+
+typedef struct DcHttpResponse
+{
+	long		status;
+	StringInfoData body;		/* buffered body (dc_http_execute only) */
+	List	   *headers;		/* DcHttpHeader *, names lower-cased */
+} DcHttpResponse;
+
+typedef struct DcHttpHeader
+{
+	char	   *name;
+	char	   *value;
+} DcHttpHeader;
+
+typedef struct DcHttpStream DcHttpStream;
+
+/* Whole-response interface. */
+extern DcHttpResponse *dc_http_execute(DcServer *server, DcHttpRequest *req);
+
+/* Streaming interface; dc_http_open returns once the headers are in. */
+extern DcHttpStream *dc_http_open(DcServer *server, DcHttpRequest *req);
+extern DcHttpResponse *dc_http_stream_response(DcHttpStream *stream);
+extern bool dc_http_read(DcHttpStream *stream, StringInfo out);
+extern void dc_http_close(DcHttpStream *stream);
+
+/* Helpers. */
+extern DcHttpRequest *dc_http_request(DcServer *server, const char *operation,
+									  const char *method, const char *path);
+extern void dc_http_add_header(DcHttpRequest *req, const char *name, const char *value);
+extern void dc_http_set_json_body(DcHttpRequest *req, const char *json);
+extern const char *dc_http_header(DcHttpResponse *resp, const char *name);
+extern char *dc_http_escape(const char *s, bool keep_slash);
+
+extern void dc_http_raise_status(DcServer *server, DcHttpRequest *req,
+								 DcHttpResponse *resp, const char *remote_message) pg_attribute_noreturn();
+
+/* in datacore.c: lifetime of the curl global state */
+extern void dc_http_init(void);
+
+#endif							/* DATACORE_HTTP_H */
