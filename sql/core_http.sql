@@ -86,6 +86,4 @@ BEGIN
 	PERFORM dc_test.fault('ollama', NULL);
 	RAISE NOTICE 'then: %', datacore.ollama_version();
 END $$;
-
-DROP SCHEMA dc_test CASCADE;
-DROP SERVER ollama, qdrant, minio, redis CASCADE;
+\i test/regress/teardown.psql

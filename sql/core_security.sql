@@ -62,7 +62,6 @@ SELECT jsonb_typeof(datacore.build_info()) AS kind,
 	   datacore.build_info() ? 'libraries' AS has_libraries;
 
 DROP USER MAPPING FOR regress_app SERVER ollama;
-DROP SCHEMA dc_test CASCADE;
-DROP SERVER ollama, qdrant, minio, redis CASCADE;
 REVOKE ALL ON SCHEMA datacore FROM regress_app, regress_other;
 DROP ROLE regress_app, regress_other;
+\i test/regress/teardown.psql
