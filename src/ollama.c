@@ -296,14 +296,14 @@ text_arg(FunctionCallInfo fcinfo, int argno)
 	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
-/* The server named by argument argno (never NULL: STRICT would hide it). */
+/*
+ * The server named by argument argno.  Callers return NULL (or no rows)
+ * for a NULL server name first, as a STRICT function would.
+ */
 static DcServer *
 server_arg(FunctionCallInfo fcinfo, int argno, const char *operation)
 {
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"server\" of %s must not be null", operation)));
+	Assert(!PG_ARGISNULL(argno));
 	return dc_get_server(NameStr(*PG_GETARG_NAME(argno)), DC_SERVICE_OLLAMA, operation);
 }
 
@@ -454,7 +454,7 @@ datacore_ollama_generate(PG_FUNCTION_ARGS)
 {
 	json_t	   *reply;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
 	reply = generate(fcinfo, "ollama_generate");
 	PG_RETURN_TEXT_P(from_json_string(dc_json_get_string(reply, "response")));
@@ -471,7 +471,7 @@ datacore_ollama_generate_json(PG_FUNCTION_ARGS)
 {
 	json_t	   *reply;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
 	reply = generate(fcinfo, "ollama_generate_json");
 	PG_RETURN_JSONB_P(dc_json_to_jsonb(reply));
@@ -499,7 +499,7 @@ datacore_ollama_chat(PG_FUNCTION_ARGS)
 	json_t	   *message;
 	size_t		i;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
 	messages = json_arg(fcinfo, 0, "messages", 2);
 	if (messages == NULL || json_array_size(messages) == 0)
@@ -537,11 +537,12 @@ datacore_ollama_chat(PG_FUNCTION_ARGS)
 /*
  * POST /api/embed for "inputs" (a JSON string or array of n strings) and
  * return the n vectors as real[] Datums.  Every vector must have "*dim"
- * elements; a *dim of 0 is set from the first vector.
+ * elements; a *dim of 0 is set from the first vector.  "first" is the
+ * 1-based position of inputs[0] in the caller's list, for messages.
  */
 static Datum *
 embed_request(DcServer *server, const char *operation, const char *model,
-			  json_t *inputs, int n, int *dim)
+			  json_t *inputs, int n, int first, int *dim)
 {
 	json_t	   *body = dc_json_object();
 	json_t	   *reply;
@@ -564,7 +565,7 @@ embed_request(DcServer *server, const char *operation, const char *model,
 	for (i = 0; i < n; i++)
 	{
 		ArrayType  *arr = dc_json_to_float4_array(json_array_get(vectors, i), server, operation,
-												  psprintf("embedding %d", i + 1));
+												  psprintf("embedding %d", first + i));
 		int			len = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 
 		if (*dim == 0)
@@ -572,7 +573,7 @@ embed_request(DcServer *server, const char *operation, const char *model,
 		else if (len != *dim)
 			dc_json_bad_reply(server, operation,
 							  psprintf("Embedding %d has %d dimensions where the others have %d.",
-									   i + 1, len, *dim));
+									   first + i, len, *dim));
 		out[i] = PointerGetDatum(arr);
 	}
 	return out;
@@ -603,13 +604,13 @@ datacore_ollama_embed(PG_FUNCTION_ARGS)
 	int			dim = 0;
 	Datum	   *vec;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	input = text_arg(fcinfo, 0);
 	check_embed_input(input, 0);
 	server = server_arg(fcinfo, 2, op);
 	model = resolve_model(server, text_arg(fcinfo, 1), op, "embedding_model");
-	vec = embed_request(server, op, model, to_json_string(input, "input"), 1, &dim);
+	vec = embed_request(server, op, model, to_json_string(input, "input"), 1, 1, &dim);
 	PG_RETURN_DATUM(vec[0]);
 }
 
@@ -640,7 +641,7 @@ datacore_ollama_embed_batch(PG_FUNCTION_ARGS)
 				oldcxt;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		return (Datum) 0;
 
 	arr = PG_GETARG_ARRAYTYPE_P(0);
@@ -678,7 +679,7 @@ datacore_ollama_embed_batch(PG_FUNCTION_ARGS)
 		for (i = 0; i < count; i++)
 			json_array_append_new(inputs,
 								  to_json_string(TextDatumGetCString(elems[start + i]), "inputs"));
-		vectors = embed_request(server, op, model, inputs, count, &dim);
+		vectors = embed_request(server, op, model, inputs, count, start + 1, &dim);
 		for (i = 0; i < count; i++)
 		{
 			Datum		values[2];
@@ -804,6 +805,8 @@ list_models_srf(FunctionCallInfo fcinfo, const char *operation, bool running)
 	size_t		i;
 
 	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
 	server = server_arg(fcinfo, 0, operation);
 	models = dc_ollama_list_models(server, operation, running);
 	maker = dc_ollama_row_maker(rsinfo->setDesc);
@@ -842,10 +845,16 @@ Datum
 datacore_ollama_show(PG_FUNCTION_ARGS)
 {
 	const char *op = "ollama_show";
-	DcServer   *server = server_arg(fcinfo, 1, op);
-	const char *model = resolve_model(server, text_arg(fcinfo, 0), op, "model");
-	json_t	   *body = dc_json_object();
+	DcServer   *server;
+	const char *model;
+	json_t	   *body;
 	json_t	   *reply;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	server = server_arg(fcinfo, 1, op);
+	model = resolve_model(server, text_arg(fcinfo, 0), op, "model");
+	body = dc_json_object();
 
 	json_object_set_new(body, "model", to_json_string(model, "model"));
 	reply = dc_ollama_call(server, op, "POST", "/api/show", body, model);
@@ -859,9 +868,15 @@ Datum
 datacore_ollama_version(PG_FUNCTION_ARGS)
 {
 	const char *op = "ollama_version";
-	DcServer   *server = server_arg(fcinfo, 0, op);
-	json_t	   *reply = dc_ollama_call(server, op, "GET", "/api/version", NULL, NULL);
-	const char *version = dc_json_get_string(reply, "version");
+	DcServer   *server;
+	json_t	   *reply;
+	const char *version;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	server = server_arg(fcinfo, 0, op);
+	reply = dc_ollama_call(server, op, "GET", "/api/version", NULL, NULL);
+	version = dc_json_get_string(reply, "version");
 
 	if (version == NULL)
 		dc_json_bad_reply(server, op, "The reply has no \"version\" string.");
