@@ -265,14 +265,15 @@ parse_reply(DcServer *server, const char *operation, DcHttpResponse *resp)
 }
 
 /*
- * Send one request to the Ollama API and return the reply object.  "body"
- * (or NULL) is sent as JSON; "model" names the model the request is about,
- * so that a 404 can say which one is missing.  The bearer token of the user
- * mapping goes out only when one is set.
+ * Send one request to the Ollama API and return the response, whose HTTP
+ * status is known to be below 400.  "body" (or NULL) is sent as JSON;
+ * "model" names the model the request is about, so that a 404 can say
+ * which one is missing.  The bearer token of the user mapping goes out
+ * only when one is set.
  */
-json_t *
-dc_ollama_call(DcServer *server, const char *operation, const char *method,
-			   const char *path, json_t *body, const char *model)
+static DcHttpResponse *
+ollama_send(DcServer *server, const char *operation, const char *method,
+			const char *path, json_t *body, const char *model)
 {
 	DcHttpRequest *req = dc_http_request(server, operation, method, path);
 	DcHttpResponse *resp;
@@ -285,7 +286,16 @@ dc_ollama_call(DcServer *server, const char *operation, const char *method,
 	resp = dc_http_execute(server, req);
 	if (resp->status >= 400)
 		raise_status(server, req, resp, model);
-	return parse_reply(server, operation, resp);
+	return resp;
+}
+
+/* ollama_send, then the reply as one JSON object (see parse_reply). */
+json_t *
+dc_ollama_call(DcServer *server, const char *operation, const char *method,
+			   const char *path, json_t *body, const char *model)
+{
+	return parse_reply(server, operation,
+					   ollama_send(server, operation, method, path, body, model));
 }
 
 /* ---------- request building ---------- */
@@ -545,6 +555,8 @@ embed_request(DcServer *server, const char *operation, const char *model,
 			  json_t *inputs, int n, int first, int *dim)
 {
 	json_t	   *body = dc_json_object();
+	DcHttpResponse *resp;
+	const char *ct;
 	json_t	   *reply;
 	json_t	   *vectors;
 	Datum	   *out = palloc(sizeof(Datum) * n);
@@ -554,7 +566,14 @@ embed_request(DcServer *server, const char *operation, const char *model,
 	json_object_set(body, "input", inputs);
 	add_keep_alive(body, server);
 
-	reply = dc_ollama_call(server, operation, "POST", "/api/embed", body, model);
+	resp = ollama_send(server, operation, "POST", "/api/embed", body, model);
+	ct = dc_http_header(resp, "content-type");
+	if (!(ct && pg_strncasecmp(ct, "application/x-ndjson", 20) == 0) &&
+		dc_ollama_fast_embeddings(resp->body.data, resp->body.len, n, dim, out))
+		return out;
+
+	/* anything unusual: the general reader, whose checks explain failures */
+	reply = parse_reply(server, operation, resp);
 	vectors = json_object_get(reply, "embeddings");
 	if (!json_is_array(vectors))
 		dc_json_bad_reply(server, operation, "The reply has no \"embeddings\" array.");

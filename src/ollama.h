@@ -36,4 +36,8 @@ extern DcOllamaRowMaker *dc_ollama_row_maker(TupleDesc tupdesc);
 extern void dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model,
 								Datum *values, bool *nulls);
 
+/* in ollama_vectors.c */
+extern bool dc_ollama_fast_embeddings(const char *data, size_t len, int n,
+									  int *dim, Datum *out);
+
 #endif							/* DATACORE_OLLAMA_H */
