@@ -119,6 +119,44 @@ SELECT * FROM datacore.ollama_models();
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 200, "times": 1,
 	"body": {"models": [1]}}');
 SELECT * FROM datacore.ollama_running();
+-- Embedding replies are read by a fast scanner that hands anything unusual
+-- to the general JSON reader: both must give the same vectors.
+-- Number forms, other members of every kind, whitespace: the fast path.
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', E' {"model":"m","embeddings":[ [1e-3, -0.5,0 ,2E+2, 0.25e1] ],\n'
+		 || E'"extra":{"a":[true,false,null,"q\\"u\\u00e9",{}],"b":[]},"n":-1.5}\n'));
+SELECT datacore.ollama_embed('x');
+-- an escaped member name: only the general reader decodes it
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embed\u0064ings": [[1e-3, -0.5, 0, 2E+2, 0.25e1]]}'));
+SELECT datacore.ollama_embed('x');
+-- a duplicated member, a number JSON does not allow, trailing garbage
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": [[1]], "embeddings": [[2]]}'));
+SELECT datacore.ollama_embed('x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": [[01.5]]}'));
+SELECT datacore.ollama_embed('x');
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": [[1.5]]} x'));
+SELECT datacore.ollama_embed('x');
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": [[1.5]], "note": "bad \q escape"}'));
+SELECT datacore.ollama_embed('x');
+-- a value too large for real, an error member next to vectors
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": [[1.5, 3.5e38]]}'));
+SELECT datacore.ollama_embed('x');
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": [[1.5]], "error": "runner crashed"}'));
+SELECT datacore.ollama_embed('x');
+\echo :LAST_ERROR_SQLSTATE
+-- more vectors than inputs
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": [[1.5], [2.5], [3.5]]}'));
+SELECT * FROM datacore.ollama_embed(ARRAY['a', 'b']);
+
 -- an error object with status 200
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 200, "times": 1,
 	"body": {"error": "model runner has unexpectedly stopped"}}');
