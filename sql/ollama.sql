@@ -209,5 +209,4 @@ REVOKE USAGE ON FOREIGN SERVER ollama FROM regress_ollama_user;
 REVOKE USAGE ON SCHEMA datacore FROM regress_ollama_user;
 DROP ROLE regress_ollama_user;
 
-DROP SCHEMA dc_test CASCADE;
-DROP SERVER ollama, qdrant, minio, redis CASCADE;
+\i test/regress/teardown.psql

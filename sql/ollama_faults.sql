@@ -208,5 +208,4 @@ SELECT dc_test.fault('ollama', NULL);
 SELECT datacore.ollama_generate('still here');
 SELECT count(*) AS rows FROM datacore.ollama_embed(ARRAY['a', 'b', 'c']);
 
-DROP SCHEMA dc_test CASCADE;
-DROP SERVER ollama, qdrant, minio, redis CASCADE;
+\i test/regress/teardown.psql

@@ -58,29 +58,28 @@ SELECT * FROM regress_running;
 \echo :LAST_ERROR_SQLSTATE
 
 -- privileges: SELECT on the table and USAGE on the server
-CREATE ROLE regress_fdw_user;
-GRANT USAGE ON SCHEMA public TO regress_fdw_user;
-GRANT SELECT ON regress_models TO regress_fdw_user;
-SET ROLE regress_fdw_user;
+CREATE ROLE regress_ollama_fdw_user;
+GRANT USAGE ON SCHEMA public TO regress_ollama_fdw_user;
+GRANT SELECT ON regress_models TO regress_ollama_fdw_user;
+SET ROLE regress_ollama_fdw_user;
 SELECT count(*) FROM regress_models;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
-GRANT USAGE ON FOREIGN SERVER ollama TO regress_fdw_user;
-SET ROLE regress_fdw_user;
+GRANT USAGE ON FOREIGN SERVER ollama TO regress_ollama_fdw_user;
+SET ROLE regress_ollama_fdw_user;
 SELECT count(*) FROM regress_models;
 RESET ROLE;
 -- a view runs the scan as its owner
-REVOKE USAGE ON FOREIGN SERVER ollama FROM regress_fdw_user;
+REVOKE USAGE ON FOREIGN SERVER ollama FROM regress_ollama_fdw_user;
 CREATE VIEW regress_models_view AS SELECT name FROM regress_models;
-GRANT SELECT ON regress_models_view TO regress_fdw_user;
-SET ROLE regress_fdw_user;
+GRANT SELECT ON regress_models_view TO regress_ollama_fdw_user;
+SET ROLE regress_ollama_fdw_user;
 SELECT count(*) FROM regress_models_view;
 RESET ROLE;
 
 DROP VIEW regress_models_view;
-REVOKE ALL ON regress_models FROM regress_fdw_user;
-REVOKE USAGE ON SCHEMA public FROM regress_fdw_user;
-DROP ROLE regress_fdw_user;
+REVOKE ALL ON regress_models FROM regress_ollama_fdw_user;
+REVOKE USAGE ON SCHEMA public FROM regress_ollama_fdw_user;
+DROP ROLE regress_ollama_fdw_user;
 DROP FOREIGN TABLE regress_models, regress_running;
-DROP SCHEMA dc_test CASCADE;
-DROP SERVER ollama, qdrant, minio, redis CASCADE;
+\i test/regress/teardown.psql
