@@ -20,6 +20,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include "access/xact.h"
@@ -111,6 +113,18 @@ static WatchedSocket sockets[MAX_SOCKETS];
 static int	nsockets = 0;
 static bool sockets_changed = true;
 static WaitEventSet *wait_set = NULL;
+
+/*
+ * The sockets wait_set was built for.  A keep-alive connection leaves the
+ * watch list between requests and comes back unchanged with the next one;
+ * the set is then reused instead of rebuilt (an epoll instance and a
+ * syscall per socket each time).  That is only safe while no libcurl
+ * socket was closed since the build: the kernel drops a closed descriptor
+ * from the epoll set, and a new socket may get the same number.
+ */
+static WatchedSocket built_sockets[MAX_SOCKETS];
+static int	nbuilt = 0;
+static bool socket_closed = false;
 static TimestampTz timer_deadline = 0;	/* 0 = no timer */
 
 static void stream_detach(DcHttpStream *s, bool broken);
@@ -252,6 +266,14 @@ socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 		sockets_changed = true;
 	}
 	return 0;
+}
+
+/* Every socket libcurl closes goes through here (see built_sockets). */
+static int
+closesocket_cb(void *clientp, curl_socket_t fd)
+{
+	socket_closed = true;
+	return close(fd);
 }
 
 static int
@@ -494,6 +516,9 @@ rebuild_wait_set(void)
 		if (ev != 0)
 			AddWaitEventToSet(wait_set, ev, sockets[i].fd, NULL, NULL);
 	}
+	memcpy(built_sockets, sockets, sizeof(WatchedSocket) * nsockets);
+	nbuilt = nsockets;
+	socket_closed = false;
 	sockets_changed = false;
 }
 
@@ -524,6 +549,10 @@ wait_and_act(void)
 		timeout = Min(timeout, (long) ((timer_deadline - now + 999) / 1000));
 	}
 
+	if (sockets_changed && wait_set != NULL && !socket_closed &&
+		nsockets == nbuilt &&
+		memcmp(sockets, built_sockets, sizeof(WatchedSocket) * nsockets) == 0)
+		sockets_changed = false;
 	if (sockets_changed || wait_set == NULL)
 		rebuild_wait_set();
 
@@ -644,6 +673,7 @@ configure(DcHttpStream *s)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->slist);
 	set_method(s);
 }

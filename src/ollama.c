@@ -1,62 +1,903 @@
 /*-------------------------------------------------------------------------
  *
  * ollama.c
- *		SQL functions that call the Ollama HTTP API.
+ *		SQL functions that call the Ollama HTTP API: generate, chat,
+ *		embeddings (single and batched), model listings, show and version.
+ *
+ * Every request asks for a non-streamed answer ("stream": false), but a
+ * reply that arrives as an NDJSON stream anyway (an older server, a proxy
+ * that rewrites the body) is still understood: its fragments are joined
+ * and the final "done" object is returned as if it had come alone.  An
+ * error line inside such a stream, or a stream that ends without its final
+ * object, is an error rather than a silently truncated answer.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "fmgr.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
 
-#include "datacore.h"
 #include "http.h"
-#include "json.h"
+#include "ollama.h"
+
+/* Default number of texts sent in one /api/embed request. */
+#define DEFAULT_EMBED_BATCH_SIZE	64
+
+/* ---------- conversions between the database encoding and JSON ---------- */
 
 /*
- * Ollama reports failures as {"error": "..."}; return that text, or NULL.
+ * A JSON string holding a database-encoded C string.  Ollama speaks UTF-8;
+ * jansson rejects anything else, which would otherwise surface as an
+ * unexplained NULL.
  */
+static json_t *
+to_json_string(const char *s, const char *argname)
+{
+	char	   *utf8 = pg_server_to_any(s, strlen(s), PG_UTF8);
+	json_t	   *j = json_string(utf8);
+
+	if (j == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("argument \"%s\" cannot be sent as UTF-8", argname)));
+	return j;
+}
+
+/* A UTF-8 string from a reply as text in the database encoding. */
+static text *
+from_json_string(const char *s)
+{
+	char	   *conv = pg_any_to_server(s, strlen(s), PG_UTF8);
+
+	return cstring_to_text(conv);
+}
+
+/* ---------- replies ---------- */
+
+/* The "error" text of a reply body, or NULL when there is none. */
 static const char *
-ollama_error_text(DcServer *server, const char *operation, DcHttpResponse *resp)
+error_text(DcHttpResponse *resp)
 {
 	json_error_t err;
 	json_t	   *json;
 
 	if (resp->body.len == 0)
 		return NULL;
-	json = json_loadb(resp->body.data, resp->body.len, 0, &err);
+	json = json_loadb(resp->body.data, resp->body.len, JSON_DISABLE_EOF_CHECK, &err);
 	return json ? dc_json_get_string(json, "error") : NULL;
 }
 
-/* GET path and return the parsed JSON reply; HTTP errors are raised. */
-static json_t *
-ollama_get(DcServer *server, const char *operation, const char *path)
+/*
+ * Raise the error for an HTTP status >= 400.  A 404 that carries Ollama's
+ * own JSON error is an unknown model; a 404 without one means the endpoint
+ * itself is missing (an old or non-Ollama server) and is reported as such.
+ */
+static void
+raise_status(DcServer *server, DcHttpRequest *req, DcHttpResponse *resp,
+			 const char *model)
 {
-	DcHttpRequest *req = dc_http_request(server, operation, "GET", path);
+	const char *remote = error_text(resp);
+
+	if (resp->status == 404 && remote != NULL && model != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" is not available on server \"%s\" for %s",
+						model, server->servername, req->operation),
+				 errdetail_internal("%s", remote),
+				 errhint("Pull the model on the Ollama host (ollama pull %s) or pass another model.",
+						 model)));
+	dc_http_raise_status(server, req, resp, remote);
+}
+
+/* An error object inside a 200 reply, e.g. the last line of a stream. */
+static void
+raise_reply_error(DcServer *server, const char *operation, const char *remote)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("server \"%s\" reported an error during %s",
+					server->servername, operation),
+			 errdetail_internal("%s", remote)));
+}
+
+/* Append the string member "key" of obj (if any) to buf; true if present. */
+static bool
+append_fragment(StringInfo buf, json_t *obj, const char *key)
+{
+	const char *s = dc_json_get_string(obj, key);
+
+	if (s == NULL)
+		return false;
+	appendStringInfoString(buf, s);
+	return true;
+}
+
+/*
+ * Fold an NDJSON stream into the object a non-streamed request would have
+ * returned: the final ("done": true) object with "response", "thinking",
+ * "message.content", "message.thinking" and "message.tool_calls" replaced
+ * by the concatenation over all lines.
+ */
+static json_t *
+merge_stream(DcServer *server, const char *operation, const char *data, size_t len)
+{
+	StringInfoData response,
+				thinking,
+				content,
+				mthinking;
+	bool		have_response = false,
+				have_thinking = false,
+				have_content = false,
+				have_mthinking = false;
+	json_t	   *tool_calls = json_array();
+	json_t	   *final = NULL;
+	const char *p = data;
+	const char *end = data + len;
+	int			lineno = 0;
+
+	initStringInfo(&response);
+	initStringInfo(&thinking);
+	initStringInfo(&content);
+	initStringInfo(&mthinking);
+
+	while (p < end && final == NULL)
+	{
+		const char *nl = memchr(p, '\n', end - p);
+		const char *eol = nl ? nl : end;
+		const char *q;
+		json_t	   *line;
+		json_t	   *msg;
+		json_t	   *calls;
+		const char *remote;
+
+		lineno++;
+		for (q = p; q < eol && (*q == ' ' || *q == '\t' || *q == '\r'); q++)
+			;
+		if (q == eol)
+		{
+			p = eol + 1;
+			continue;
+		}
+		line = dc_json_parse(server, operation, p, eol - p);
+		if (!json_is_object(line))
+			dc_json_bad_reply(server, operation,
+							  psprintf("Line %d of the reply stream is not a JSON object.", lineno));
+		if ((remote = dc_json_get_string(line, "error")) != NULL)
+			raise_reply_error(server, operation, remote);
+
+		have_response |= append_fragment(&response, line, "response");
+		have_thinking |= append_fragment(&thinking, line, "thinking");
+		msg = json_object_get(line, "message");
+		if (json_is_object(msg))
+		{
+			have_content |= append_fragment(&content, msg, "content");
+			have_mthinking |= append_fragment(&mthinking, msg, "thinking");
+			calls = json_object_get(msg, "tool_calls");
+			if (json_is_array(calls))
+				json_array_extend(tool_calls, calls);
+		}
+		if (json_is_true(json_object_get(line, "done")))
+			final = line;
+		p = eol + 1;
+	}
+
+	if (final == NULL)
+		dc_json_bad_reply(server, operation,
+						  "The reply stream ended before its final object (\"done\": true).");
+
+	if (have_response)
+		json_object_set_new(final, "response", json_string(response.data));
+	if (have_thinking)
+		json_object_set_new(final, "thinking", json_string(thinking.data));
+	if (have_content || have_mthinking || json_array_size(tool_calls) > 0)
+	{
+		json_t	   *msg = json_object_get(final, "message");
+
+		if (!json_is_object(msg))
+		{
+			msg = dc_json_object();
+			json_object_set_new(msg, "role", json_string("assistant"));
+			json_object_set_new(final, "message", msg);
+		}
+		if (have_content)
+			json_object_set_new(msg, "content", json_string(content.data));
+		if (have_mthinking)
+			json_object_set_new(msg, "thinking", json_string(mthinking.data));
+		if (json_array_size(tool_calls) > 0)
+			json_object_set(msg, "tool_calls", tool_calls);
+	}
+	return final;
+}
+
+/*
+ * True if the body is several JSON values one per line: the first line
+ * parses on its own and something follows it.  A pretty-printed single
+ * object fails the first test.
+ */
+static bool
+looks_like_ndjson(const char *data, size_t len)
+{
+	const char *nl = memchr(data, '\n', len);
+	json_error_t err;
+	const char *q;
+
+	if (nl == NULL)
+		return false;
+	for (q = nl; q < data + len; q++)
+		if (!(*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+			break;
+	if (q == data + len)
+		return false;
+	return json_loadb(data, nl - data, 0, &err) != NULL;
+}
+
+/*
+ * The reply as one JSON object: a single object, or a folded NDJSON
+ * stream.  An object carrying "error" is raised even with status 200.
+ */
+static json_t *
+parse_reply(DcServer *server, const char *operation, DcHttpResponse *resp)
+{
+	const char *ct = dc_http_header(resp, "content-type");
+	const char *data = resp->body.data ? resp->body.data : "";
+	size_t		len = resp->body.len;
+	json_t	   *reply;
+	const char *remote;
+
+	if ((ct && pg_strncasecmp(ct, "application/x-ndjson", 20) == 0) ||
+		looks_like_ndjson(data, len))
+		return merge_stream(server, operation, data, len);
+
+	reply = dc_json_parse(server, operation, data, len);
+	if (!json_is_object(reply))
+		dc_json_bad_reply(server, operation, "The reply is not a JSON object.");
+	if ((remote = dc_json_get_string(reply, "error")) != NULL)
+		raise_reply_error(server, operation, remote);
+	return reply;
+}
+
+/*
+ * Send one request to the Ollama API and return the response, whose HTTP
+ * status is known to be below 400.  "body" (or NULL) is sent as JSON;
+ * "model" names the model the request is about, so that a 404 can say
+ * which one is missing.  The bearer token of the user mapping goes out
+ * only when one is set.
+ */
+static DcHttpResponse *
+ollama_send(DcServer *server, const char *operation, const char *method,
+			const char *path, json_t *body, const char *model)
+{
+	DcHttpRequest *req = dc_http_request(server, operation, method, path);
 	DcHttpResponse *resp;
 	const char *token = dc_option(server, "bearer_token");
 
 	if (token)
 		dc_http_add_header(req, "Authorization", psprintf("Bearer %s", token));
+	if (body)
+		dc_http_set_json_body(req, dc_json_dumps(body));
 	resp = dc_http_execute(server, req);
 	if (resp->status >= 400)
-		dc_http_raise_status(server, req, resp,
-							 ollama_error_text(server, operation, resp));
-	return dc_json_parse(server, operation, resp->body.data, resp->body.len);
+		raise_status(server, req, resp, model);
+	return resp;
+}
+
+/* ollama_send, then the reply as one JSON object (see parse_reply). */
+json_t *
+dc_ollama_call(DcServer *server, const char *operation, const char *method,
+			   const char *path, json_t *body, const char *model)
+{
+	return parse_reply(server, operation,
+					   ollama_send(server, operation, method, path, body, model));
+}
+
+/* ---------- request building ---------- */
+
+static char *
+text_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
+ * The server named by argument argno.  Callers return NULL (or no rows)
+ * for a NULL server name first, as a STRICT function would.
+ */
+static DcServer *
+server_arg(FunctionCallInfo fcinfo, int argno, const char *operation)
+{
+	Assert(!PG_ARGISNULL(argno));
+	return dc_get_server(NameStr(*PG_GETARG_NAME(argno)), DC_SERVICE_OLLAMA, operation);
+}
+
+/*
+ * The model argument, else the server option "option" (then "model" for
+ * embeddings), else an error telling how to set one.
+ */
+static const char *
+resolve_model(DcServer *server, const char *given, const char *operation,
+			  const char *option)
+{
+	const char *model = given;
+
+	if (model == NULL)
+		model = dc_option(server, option);
+	if (model == NULL && strcmp(option, "model") != 0)
+		model = dc_option(server, "model");
+	if (model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no model given for %s and server \"%s\" has no default",
+						operation, server->servername),
+				 errhint("Pass the model argument, or set one with ALTER SERVER %s OPTIONS (ADD %s '...').",
+						 quote_identifier(server->servername), option)));
+	if (model[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name for %s must not be empty", operation)));
+	return model;
+}
+
+/*
+ * A jsonb argument as JSON, checked to be of the expected shape.
+ * "kinds" is a mask: 1 object, 2 array, 4 string.
+ */
+static json_t *
+json_arg(FunctionCallInfo fcinfo, int argno, const char *argname, int kinds)
+{
+	json_t	   *j;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	j = dc_jsonb_to_json(PG_GETARG_JSONB_P(argno), argname);
+	if (json_is_null(j))
+		return NULL;
+	if (!((kinds & 1 && json_is_object(j)) ||
+		  (kinds & 2 && json_is_array(j)) ||
+		  (kinds & 4 && json_is_string(j))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" must be a JSON %s", argname,
+						kinds == 1 ? "object" : kinds == 2 ? "array" :
+						"object or string")));
+	return j;
+}
+
+/*
+ * "format": the string "json" (JSON mode) or an object (a JSON schema for
+ * structured output); anything else is refused here rather than by a 400.
+ */
+static json_t *
+format_arg(FunctionCallInfo fcinfo, int argno)
+{
+	json_t	   *j = json_arg(fcinfo, argno, "format", 1 | 4);
+
+	if (j && json_is_string(j) && strcmp(json_string_value(j), "json") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"format\" must be the JSON string \"json\" or a JSON schema object"),
+				 errhint("Write format => '\"json\"' for JSON mode.")));
+	return j;
+}
+
+/*
+ * keep_alive from the server option: a whole number is seconds (negative:
+ * keep loaded), anything else a Go duration string such as "10m".
+ */
+static void
+add_keep_alive(json_t *body, DcServer *server)
+{
+	const char *ka = dc_option(server, "keep_alive");
+	const char *digits;
+
+	if (ka == NULL)
+		return;
+	digits = (ka[0] == '-') ? ka + 1 : ka;
+	if (digits[0] != '\0' && strspn(digits, "0123456789") == strlen(digits) &&
+		strlen(digits) < 10)
+		json_object_set_new(body, "keep_alive", json_integer(atol(ka)));
+	else
+		json_object_set_new(body, "keep_alive", json_string(ka));
+}
+
+/* The common part of a generate or chat request body. */
+static json_t *
+base_body(DcServer *server, const char *model, json_t *options, json_t *format)
+{
+	json_t	   *body = dc_json_object();
+
+	json_object_set_new(body, "model", to_json_string(model, "model"));
+	json_object_set_new(body, "stream", json_false());
+	if (options)
+		json_object_set(body, "options", options);
+	if (format)
+		json_object_set(body, "format", format);
+	add_keep_alive(body, server);
+	return body;
+}
+
+/* ---------- generate ---------- */
+
+/*
+ * Run /api/generate for the arguments (prompt, model, system, options,
+ * format, server) shared by ollama_generate and ollama_generate_json, and
+ * return the final reply object, which is checked to have "response".
+ */
+static json_t *
+generate(FunctionCallInfo fcinfo, const char *operation)
+{
+	char	   *prompt = text_arg(fcinfo, 0);
+	DcServer   *server = server_arg(fcinfo, 5, operation);
+	const char *model = resolve_model(server, text_arg(fcinfo, 1), operation, "model");
+	char	   *system = text_arg(fcinfo, 2);
+	json_t	   *body;
+	json_t	   *reply;
+
+	body = base_body(server, model,
+					 json_arg(fcinfo, 3, "options", 1),
+					 format_arg(fcinfo, 4));
+	json_object_set_new(body, "prompt", to_json_string(prompt, "prompt"));
+	if (system)
+		json_object_set_new(body, "system", to_json_string(system, "system"));
+
+	reply = dc_ollama_call(server, operation, "POST", "/api/generate", body, model);
+	if (dc_json_get_string(reply, "response") == NULL)
+		dc_json_bad_reply(server, operation, "The reply has no \"response\" string.");
+	return reply;
+}
+
+PG_FUNCTION_INFO_V1(datacore_ollama_generate);
+
+/*
+ * ollama_generate(prompt, model, system, options, format, server) → text:
+ * the generated text.  NULL prompt gives NULL.
+ */
+Datum
+datacore_ollama_generate(PG_FUNCTION_ARGS)
+{
+	json_t	   *reply;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
+		PG_RETURN_NULL();
+	reply = generate(fcinfo, "ollama_generate");
+	PG_RETURN_TEXT_P(from_json_string(dc_json_get_string(reply, "response")));
+}
+
+PG_FUNCTION_INFO_V1(datacore_ollama_generate_json);
+
+/*
+ * ollama_generate_json(...) → jsonb: the whole final reply, with
+ * done_reason, token counts and durations.
+ */
+Datum
+datacore_ollama_generate_json(PG_FUNCTION_ARGS)
+{
+	json_t	   *reply;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
+		PG_RETURN_NULL();
+	reply = generate(fcinfo, "ollama_generate_json");
+	PG_RETURN_JSONB_P(dc_json_to_jsonb(reply));
+}
+
+/* ---------- chat ---------- */
+
+PG_FUNCTION_INFO_V1(datacore_ollama_chat);
+
+/*
+ * ollama_chat(messages, model, options, format, tools, server) → jsonb:
+ * the assistant message (role, content, and tool_calls when the model
+ * called tools).
+ */
+Datum
+datacore_ollama_chat(PG_FUNCTION_ARGS)
+{
+	const char *op = "ollama_chat";
+	DcServer   *server;
+	const char *model;
+	json_t	   *messages;
+	json_t	   *tools;
+	json_t	   *body;
+	json_t	   *reply;
+	json_t	   *message;
+	size_t		i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
+		PG_RETURN_NULL();
+	messages = json_arg(fcinfo, 0, "messages", 2);
+	if (messages == NULL || json_array_size(messages) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"messages\" must be a non-empty JSON array")));
+	for (i = 0; i < json_array_size(messages); i++)
+	{
+		json_t	   *m = json_array_get(messages, i);
+
+		if (!json_is_object(m) || dc_json_get_string(m, "role") == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("element %zu of argument \"messages\" is not a message object", i + 1),
+					 errdetail("Each message is an object with a \"role\" string and usually a \"content\" string.")));
+	}
+	tools = json_arg(fcinfo, 4, "tools", 2);
+
+	server = server_arg(fcinfo, 5, op);
+	model = resolve_model(server, text_arg(fcinfo, 1), op, "model");
+	body = base_body(server, model, json_arg(fcinfo, 2, "options", 1), format_arg(fcinfo, 3));
+	json_object_set(body, "messages", messages);
+	if (tools)
+		json_object_set(body, "tools", tools);
+
+	reply = dc_ollama_call(server, op, "POST", "/api/chat", body, model);
+	message = json_object_get(reply, "message");
+	if (!json_is_object(message))
+		dc_json_bad_reply(server, op, "The reply has no \"message\" object.");
+	PG_RETURN_JSONB_P(dc_json_to_jsonb(message));
+}
+
+/* ---------- embeddings ---------- */
+
+/*
+ * POST /api/embed for "inputs" (a JSON string or array of n strings) and
+ * return the n vectors as real[] Datums.  Every vector must have "*dim"
+ * elements; a *dim of 0 is set from the first vector.  "first" is the
+ * 1-based position of inputs[0] in the caller's list, for messages.
+ */
+static Datum *
+embed_request(DcServer *server, const char *operation, const char *model,
+			  json_t *inputs, int n, int first, int *dim)
+{
+	json_t	   *body = dc_json_object();
+	DcHttpResponse *resp;
+	const char *ct;
+	json_t	   *reply;
+	json_t	   *vectors;
+	Datum	   *out = palloc(sizeof(Datum) * n);
+	int			i;
+
+	json_object_set_new(body, "model", to_json_string(model, "model"));
+	json_object_set(body, "input", inputs);
+	add_keep_alive(body, server);
+
+	resp = ollama_send(server, operation, "POST", "/api/embed", body, model);
+	ct = dc_http_header(resp, "content-type");
+	if (!(ct && pg_strncasecmp(ct, "application/x-ndjson", 20) == 0) &&
+		dc_ollama_fast_embeddings(resp->body.data, resp->body.len, n, dim, out))
+		return out;
+
+	/* anything unusual: the general reader, whose checks explain failures */
+	reply = parse_reply(server, operation, resp);
+	vectors = json_object_get(reply, "embeddings");
+	if (!json_is_array(vectors))
+		dc_json_bad_reply(server, operation, "The reply has no \"embeddings\" array.");
+	if (json_array_size(vectors) != (size_t) n)
+		dc_json_bad_reply(server, operation,
+						  psprintf("The reply has %zu vectors for %d inputs.",
+								   json_array_size(vectors), n));
+	for (i = 0; i < n; i++)
+	{
+		ArrayType  *arr = dc_json_to_float4_array(json_array_get(vectors, i), server, operation,
+												  psprintf("embedding %d", first + i));
+		int			len = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+
+		if (*dim == 0)
+			*dim = len;
+		else if (len != *dim)
+			dc_json_bad_reply(server, operation,
+							  psprintf("Embedding %d has %d dimensions where the others have %d.",
+									   first + i, len, *dim));
+		out[i] = PointerGetDatum(arr);
+	}
+	return out;
+}
+
+static void
+check_embed_input(const char *s, int idx)
+{
+	if (s[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 idx > 0 ?
+				 errmsg("element %d of argument \"inputs\" is an empty string", idx) :
+				 errmsg("argument \"input\" is an empty string"),
+				 errdetail("Ollama returns no embedding for empty text.")));
+}
+
+PG_FUNCTION_INFO_V1(datacore_ollama_embed);
+
+/* ollama_embed(input text, model, server) → real[] */
+Datum
+datacore_ollama_embed(PG_FUNCTION_ARGS)
+{
+	const char *op = "ollama_embed";
+	char	   *input;
+	DcServer   *server;
+	const char *model;
+	int			dim = 0;
+	Datum	   *vec;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	input = text_arg(fcinfo, 0);
+	check_embed_input(input, 0);
+	server = server_arg(fcinfo, 2, op);
+	model = resolve_model(server, text_arg(fcinfo, 1), op, "embedding_model");
+	vec = embed_request(server, op, model, to_json_string(input, "input"), 1, 1, &dim);
+	PG_RETURN_DATUM(vec[0]);
+}
+
+PG_FUNCTION_INFO_V1(datacore_ollama_embed_batch);
+
+/*
+ * ollama_embed(inputs text[], model, server) → TABLE(idx int, embedding
+ * real[]): one /api/embed request per embed_batch_size texts, rows in
+ * input order with 1-based idx.  Any failure fails the whole call, so a
+ * caller never sees part of the set.
+ */
+Datum
+datacore_ollama_embed_batch(PG_FUNCTION_ARGS)
+{
+	const char *op = "ollama_embed";
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n,
+				i,
+				start;
+	DcServer   *server;
+	const char *model;
+	int			batch;
+	int			dim = 0;
+	MemoryContext chunkcxt,
+				oldcxt;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		return (Datum) 0;
+
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("argument \"inputs\" must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (enulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("element %d of argument \"inputs\" is null", i + 1)));
+		check_embed_input(TextDatumGetCString(elems[i]), i + 1);
+	}
+	if (n == 0)
+		return (Datum) 0;
+
+	server = server_arg(fcinfo, 2, op);
+	model = resolve_model(server, text_arg(fcinfo, 1), op, "embedding_model");
+	batch = dc_option_int(server, "embed_batch_size", DEFAULT_EMBED_BATCH_SIZE);
+
+	chunkcxt = AllocSetContextCreate(CurrentMemoryContext, "ollama_embed chunk",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (start = 0; start < n; start += batch)
+	{
+		int			count = Min(batch, n - start);
+		json_t	   *inputs;
+		Datum	   *vectors;
+
+		CHECK_FOR_INTERRUPTS();
+		oldcxt = MemoryContextSwitchTo(chunkcxt);
+		inputs = json_array();
+		for (i = 0; i < count; i++)
+			json_array_append_new(inputs,
+								  to_json_string(TextDatumGetCString(elems[start + i]), "inputs"));
+		vectors = embed_request(server, op, model, inputs, count, start + 1, &dim);
+		for (i = 0; i < count; i++)
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			values[0] = Int32GetDatum(start + i + 1);
+			values[1] = vectors[i];
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(chunkcxt);
+	}
+	MemoryContextDelete(chunkcxt);
+	return (Datum) 0;
+}
+
+/* ---------- models, show, version ---------- */
+
+/*
+ * The "models" array of /api/tags (installed) or /api/ps (loaded), each
+ * element checked to be an object.
+ */
+json_t *
+dc_ollama_list_models(DcServer *server, const char *operation, bool running)
+{
+	json_t	   *reply = dc_ollama_call(server, operation, "GET",
+									   running ? "/api/ps" : "/api/tags", NULL, NULL);
+	json_t	   *models = json_object_get(reply, "models");
+	size_t		i;
+
+	if (!json_is_array(models))
+		dc_json_bad_reply(server, operation, "The reply has no \"models\" array.");
+	for (i = 0; i < json_array_size(models); i++)
+		if (!json_is_object(json_array_get(models, i)))
+			dc_json_bad_reply(server, operation,
+							  psprintf("Element %zu of \"models\" is not an object.", i + 1));
+	return models;
+}
+
+/*
+ * Prepare to fill rows of "tupdesc" from model objects: input functions
+ * are looked up once, not per row.
+ */
+DcOllamaRowMaker *
+dc_ollama_row_maker(TupleDesc tupdesc)
+{
+	DcOllamaRowMaker *maker = palloc(sizeof(DcOllamaRowMaker));
+	int			i;
+
+	maker->tupdesc = tupdesc;
+	maker->infuncs = palloc0(sizeof(FmgrInfo) * tupdesc->natts);
+	maker->ioparams = palloc0(sizeof(Oid) * tupdesc->natts);
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		Oid			infunc;
+
+		if (att->attisdropped)
+			continue;
+		getTypeInputInfo(att->atttypid, &infunc, &maker->ioparams[i]);
+		fmgr_info(infunc, &maker->infuncs[i]);
+	}
+	return maker;
+}
+
+/*
+ * Fill one row from a model object.  A column takes the member of the same
+ * name, or else the member of that name inside "details" (family,
+ * parameter_size, quantization_level...); absent members are NULL, so
+ * fields a newer server adds can be picked up by adding a column.  jsonb
+ * columns take the JSON value; other types parse its text.
+ */
+void
+dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model, Datum *values, bool *nulls)
+{
+	TupleDesc	tupdesc = maker->tupdesc;
+	json_t	   *details = json_object_get(model, "details");
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		const char *key = NameStr(att->attname);
+		json_t	   *v;
+		char	   *str;
+
+		values[i] = (Datum) 0;
+		nulls[i] = true;
+		if (att->attisdropped)
+			continue;
+		v = json_object_get(model, key);
+		if (v == NULL && json_is_object(details))
+			v = json_object_get(details, key);
+		if (v == NULL || json_is_null(v))
+			continue;
+
+		if (att->atttypid == JSONBOID)
+		{
+			values[i] = JsonbPGetDatum(dc_json_to_jsonb(v));
+			nulls[i] = false;
+			continue;
+		}
+		if (json_is_string(v))
+			str = pg_any_to_server(json_string_value(v), json_string_length(v), PG_UTF8);
+		else
+			str = dc_json_dumps(v);
+		values[i] = InputFunctionCall(&maker->infuncs[i], str, maker->ioparams[i],
+									  att->atttypmod);
+		nulls[i] = false;
+	}
+}
+
+/* Shared body of ollama_models and ollama_running. */
+static Datum
+list_models_srf(FunctionCallInfo fcinfo, const char *operation, bool running)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DcServer   *server;
+	json_t	   *models;
+	DcOllamaRowMaker *maker;
+	Datum	   *values;
+	bool	   *nulls;
+	size_t		i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+	server = server_arg(fcinfo, 0, operation);
+	models = dc_ollama_list_models(server, operation, running);
+	maker = dc_ollama_row_maker(rsinfo->setDesc);
+	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
+	nulls = palloc(sizeof(bool) * rsinfo->setDesc->natts);
+	for (i = 0; i < json_array_size(models); i++)
+	{
+		dc_ollama_model_row(maker, json_array_get(models, i), values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(datacore_ollama_models);
+
+/* ollama_models(server) → the installed models (/api/tags). */
+Datum
+datacore_ollama_models(PG_FUNCTION_ARGS)
+{
+	return list_models_srf(fcinfo, "ollama_models", false);
+}
+
+PG_FUNCTION_INFO_V1(datacore_ollama_running);
+
+/* ollama_running(server) → the models loaded in memory (/api/ps). */
+Datum
+datacore_ollama_running(PG_FUNCTION_ARGS)
+{
+	return list_models_srf(fcinfo, "ollama_running", true);
+}
+
+PG_FUNCTION_INFO_V1(datacore_ollama_show);
+
+/* ollama_show(model, server) → jsonb: the whole /api/show reply. */
+Datum
+datacore_ollama_show(PG_FUNCTION_ARGS)
+{
+	const char *op = "ollama_show";
+	DcServer   *server;
+	const char *model;
+	json_t	   *body;
+	json_t	   *reply;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	server = server_arg(fcinfo, 1, op);
+	model = resolve_model(server, text_arg(fcinfo, 0), op, "model");
+	body = dc_json_object();
+
+	json_object_set_new(body, "model", to_json_string(model, "model"));
+	reply = dc_ollama_call(server, op, "POST", "/api/show", body, model);
+	PG_RETURN_JSONB_P(dc_json_to_jsonb(reply));
 }
 
 PG_FUNCTION_INFO_V1(datacore_ollama_version);
 
+/* ollama_version(server) → text: the server's version string. */
 Datum
 datacore_ollama_version(PG_FUNCTION_ARGS)
 {
 	const char *op = "ollama_version";
-	DcServer   *server = dc_get_server(NameStr(*PG_GETARG_NAME(0)), DC_SERVICE_OLLAMA, op);
-	json_t	   *reply = ollama_get(server, op, "/api/version");
-	const char *version = dc_json_get_string(reply, "version");
+	DcServer   *server;
+	json_t	   *reply;
+	const char *version;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	server = server_arg(fcinfo, 0, op);
+	reply = dc_ollama_call(server, op, "GET", "/api/version", NULL, NULL);
+	version = dc_json_get_string(reply, "version");
 
 	if (version == NULL)
 		dc_json_bad_reply(server, op, "The reply has no \"version\" string.");
-	PG_RETURN_TEXT_P(cstring_to_text(version));
+	PG_RETURN_TEXT_P(from_json_string(version));
 }
