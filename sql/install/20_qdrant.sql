@@ -80,3 +80,19 @@ CREATE FUNCTION qdrant_get(collection text, ids uuid[], server name DEFAULT 'qdr
 	AS 'MODULE_PATHNAME', 'datacore_qdrant_get' LANGUAGE C STABLE;
 COMMENT ON FUNCTION qdrant_get(text, text[], name)
 	IS 'points by id (missing ids are skipped)';
+
+-- Foreign tables: one per collection.
+CREATE FUNCTION qdrant_fdw_handler() RETURNS fdw_handler
+	AS 'MODULE_PATHNAME', 'datacore_qdrant_fdw_handler' LANGUAGE C STRICT;
+ALTER FOREIGN DATA WRAPPER datacore_qdrant HANDLER qdrant_fdw_handler;
+
+-- "vector @@ query" is the similarity-search condition of a Qdrant foreign
+-- table: the scan sends it as the query vector of /points/query.  It has no
+-- meaning anywhere else, so evaluating it is an error.
+CREATE FUNCTION qdrant_similar(vector real[], query real[]) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'datacore_qdrant_similar' LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION qdrant_similar(real[], real[])
+	IS 'similarity search condition of Qdrant foreign tables (operator @@)';
+CREATE OPERATOR @@ (LEFTARG = real[], RIGHTARG = real[], FUNCTION = qdrant_similar);
+COMMENT ON OPERATOR @@ (real[], real[])
+	IS 'similarity search condition of Qdrant foreign tables: WHERE vector @@ <query vector>';
