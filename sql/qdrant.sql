@@ -76,7 +76,7 @@ SELECT id, round(score::numeric, 4) AS score, payload FROM qdrant_search('regres
 SELECT dc_test.clear_log('qdrant');
 SELECT id, payload FROM qdrant_search('regress_fn', '{1,0,0}', 10,
 	'{"must": [{"key": "lang", "match": {"value": "en"}}]}');
-SELECT l->>'path' AS path, l->'body' - 'query'::text AS body, jsonb_array_length(l->'body'->'query') AS dim
+SELECT l->>'path' AS path, (l->'body') - 'query'::text AS body, jsonb_array_length(l->'body'->'query') AS dim
   FROM dc_test.log('qdrant') l;
 -- Euclid: smallest distance first
 SELECT qdrant_upsert('regress_fn_euclid', '[{"id": 1, "vector": [0, 0]}, {"id": 2, "vector": [3, 4]}]');
@@ -92,8 +92,8 @@ SELECT qdrant_delete('regress_fn', ARRAY['nope']);
 SELECT id FROM qdrant_get('regress_fn', ARRAY[1, 2, 10, 11]) ORDER BY id;
 SELECT qdrant_count('regress_fn');
 
--- ids above 2^63-1 go out as bare numbers (checked in the raw request text
--- through a reply the stand-in echoes) and come back intact
+-- ids above 2^63-1: a canned reply comes back intact, and such ids go out
+-- as numbers the stand-in accepts (the exact request text is in qdrant_fdw)
 SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1,
   "body": "{\"result\": [{\"id\": 18446744073709551615, \"payload\": {\"big\": 18446744073709551615, \"huge\": 123456789012345678901234}, \"vector\": [1, 0, 0]}], \"status\": \"ok\", \"time\": 0}"}');
 SELECT * FROM qdrant_get('regress_fn', ARRAY['18446744073709551615']);
