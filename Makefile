@@ -11,7 +11,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 
 # Every sql/*.sql file is a regression test; each one creates what it needs and cleans up.
-REGRESS = $(sort $(notdir $(basename $(wildcard sql/*.sql))))
+REGRESS = $(sort $(notdir $(basename $(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql)))))
 REGRESS_OPTS = --inputdir=.
 
 DC_PKGS = libcurl jansson hiredis libxml-2.0

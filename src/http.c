@@ -690,12 +690,34 @@ stream_start(DcServer *server, DcHttpRequest *req, bool streaming)
  * Raise the error for a transfer that did not complete.  Class 08 for the
  * network, 54000 for a response over the cap; never the credentials.
  */
+/*
+ * libcurl's message without its timings ("after 3 ms"), which would make
+ * every message different.
+ */
+static char *
+curl_message(DcHttpStream *s)
+{
+	char	   *msg = pstrdup(s->errbuf[0] ? s->errbuf : curl_easy_strerror(s->result));
+	char	   *p = strstr(msg, " after ");
+
+	if (p)
+	{
+		char	   *q = p + 7;
+
+		while (*q >= '0' && *q <= '9')
+			q++;
+		if (q > p + 7 && strncmp(q, " ms", 3) == 0)
+			memmove(p, q + 3, strlen(q + 3) + 1);
+	}
+	return msg;
+}
+
 static void
 raise_transfer_error(DcHttpStream *s)
 {
 	DcServer   *server = s->server;
 	const char *op = s->req->operation;
-	const char *detail = s->errbuf[0] ? s->errbuf : curl_easy_strerror(s->result);
+	const char *detail = curl_message(s);
 
 	if (s->too_large)
 		ereport(ERROR,
@@ -726,7 +748,8 @@ raise_transfer_error(DcHttpStream *s)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("server \"%s\" did not answer %s in time",
 							server->servername, op),
-					 errdetail_internal("%s", detail),
+					 errdetail("No complete answer arrived within %d ms (connection limit %d ms).",
+							   server->timeout_ms, server->connect_timeout_ms),
 					 errhint("The server options timeout_ms and connect_timeout_ms set the limits.")));
 			break;
 		case CURLE_SSL_CONNECT_ERROR:
