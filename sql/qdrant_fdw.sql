@@ -76,7 +76,7 @@ SELECT id FROM regress_docs WHERE id = -1;
 
 -- payload conditions: sent as "must" filters and checked again locally
 SELECT qdrant_upsert('regress_ft', 11, '{1,1,1}', '{"lang": ["en", "de"], "n": "11", "title": "eleven"}');
-SELECT qdrant_upsert('regress_ft', 12, '{1,1,1}', '{"lang": "en", "n": 12.5, "title": {"text": "twelve"}, "meta": {"ok": true}}');
+SELECT qdrant_upsert('regress_ft', 12, '{1,1,1}', '{"lang": "en", "n": 12, "title": {"text": "twelve"}, "meta": {"ok": true}}');
 EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM regress_docs WHERE payload @> '{"lang": "en"}';
 SELECT dc_test.clear_log('qdrant');
 SELECT id FROM regress_docs WHERE payload @> '{"lang": "en"}' ORDER BY id;
@@ -85,8 +85,12 @@ SELECT id FROM regress_docs WHERE payload @> '{"meta": {"ok": true}}' ORDER BY i
 SELECT id FROM regress_docs WHERE payload->>'lang' = 'en' ORDER BY id;
 SELECT id FROM regress_docs WHERE lang = 'de' AND n > 4 ORDER BY id;
 SELECT id FROM regress_docs WHERE n = 11;
-SELECT id FROM regress_docs WHERE heading = 'doc 7';
+SELECT id, heading FROM regress_docs WHERE heading = 'doc 7' OR id = 12 ORDER BY id;
 SELECT body->'filter' AS filter FROM regress_requests();
+-- a payload value that does not fit its column is an error naming both
+SELECT qdrant_upsert('regress_ft', 13, '{1,1,1}', '{"n": 2.5}');
+SELECT id, n FROM regress_docs WHERE id = 13;
+SELECT qdrant_delete('regress_ft', ARRAY[13]);
 -- not sent: evaluated locally, still right
 SELECT dc_test.clear_log('qdrant');
 SELECT id FROM regress_docs WHERE lower(lang) = 'de' AND n < 4 ORDER BY id;
@@ -109,7 +113,7 @@ SELECT d.id, d.heading FROM (VALUES (2), (9)) v(x)
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id, score FROM regress_docs WHERE vector @@ '{1,0,0}' AND lang = 'en' ORDER BY score DESC LIMIT 2;
 SELECT dc_test.clear_log('qdrant');
-SELECT id, round(score::numeric, 4) AS score FROM regress_docs
+SELECT id, round(score::numeric, 4) AS rounded FROM regress_docs
  WHERE vector @@ '{1,0,0}' AND lang = 'en' ORDER BY score DESC LIMIT 2;
 SELECT method, path, body FROM regress_requests();
 -- without LIMIT it pages through /points/query with offsets
@@ -148,6 +152,7 @@ UPDATE regress_docs SET score = 1 WHERE id = 1;
 
 -- DELETE by id, with RETURNING
 SELECT dc_test.clear_log('qdrant');
+EXPLAIN (VERBOSE, COSTS OFF) DELETE FROM regress_docs WHERE id = 4 RETURNING id, lang, heading;
 DELETE FROM regress_docs WHERE id = 4 RETURNING id, lang, heading;
 DELETE FROM regress_docs WHERE lang = 'de' AND n > 6;
 SELECT method, path, body FROM regress_requests() WHERE path LIKE '%delete%';

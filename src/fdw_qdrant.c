@@ -881,6 +881,9 @@ build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool explain_
 			switch (kind)
 			{
 				case QC_ID_EQ:
+					json_object_set_new(c2, "has_id", json_pack("[o]", shown));
+					json_array_append_new(must, c2);
+					break;
 				case QC_ID_ANY:
 					json_object_set_new(c2, "has_id", shown);
 					json_array_append_new(must, c2);
@@ -1096,19 +1099,52 @@ key_value(QdScanState *st, QdColumn *col, json_t *v)
 	return input_value(col, dc_qdrant_dumps(v));
 }
 
+/* Where a conversion error happened: the column and the point. */
+typedef struct FillContext
+{
+	QdScanState *st;
+	QdColumn   *col;
+	json_t	   *rec;
+} FillContext;
+
+static void
+fill_error_callback(void *arg)
+{
+	FillContext *fc = arg;
+	json_t	   *id = json_object_get(fc->rec, "id");
+
+	if (fc->col == NULL)
+		return;
+	if (json_is_integer(id) || json_is_string(id))
+		errcontext("column \"%s\" of foreign table \"%s\", point %s",
+				   fc->col->name, fc->st->table->relname,
+				   dc_qdrant_id_to_text(fc->st->server, fc->st->operation, id));
+	else
+		errcontext("column \"%s\" of foreign table \"%s\"",
+				   fc->col->name, fc->st->table->relname);
+}
+
 static void
 fill_slot(QdScanState *st, json_t *rec, TupleTableSlot *slot)
 {
 	TupleDesc	tupdesc = slot->tts_tupleDescriptor;
 	json_t	   *payload = json_object_get(rec, "payload");
 	int			i;
+	FillContext fc = {st, NULL, rec};
+	ErrorContextCallback errcb;
 
 	if (!json_is_object(rec))
 		dc_json_bad_reply(st->server, st->operation, "A point is not an object.");
+	errcb.callback = fill_error_callback;
+	errcb.arg = &fc;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		QdColumn   *col = &st->table->cols[i];
 		json_t	   *v = NULL;
+
+		fc.col = col;
 
 		slot->tts_isnull[i] = true;
 		slot->tts_values[i] = (Datum) 0;
@@ -1162,6 +1198,7 @@ fill_slot(QdScanState *st, json_t *rec, TupleTableSlot *slot)
 				break;
 		}
 	}
+	error_context_stack = errcb.previous;
 
 	/* the ordered path promised the collection's own ranking */
 	if (st->direction != 0)
@@ -1730,7 +1767,8 @@ dcQdrantExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 			ItemPointerSetInvalid(&tuple.t_self);
 			tuple.t_tableOid = RelationGetRelid(rinfo->ri_RelationDesc);
 			tuple.t_data = td;
-			ExecForceStoreHeapTuple(&tuple, slot, false);
+			/* the slot keeps the tuple it is given: hand it a copy it owns */
+			ExecForceStoreHeapTuple(heap_copytuple(&tuple), slot, true);
 		}
 	}
 	return slot;
