@@ -87,6 +87,7 @@ static const DcOption dc_options[] = {
 	{"api_key", SVC_QDRANT, UserMappingRelationId, DC_OPT_SECRET},
 	{"collection", SVC_QDRANT, ForeignTableRelationId, DC_OPT_TEXT},
 	{"batch_size", SVC_QDRANT, ForeignTableRelationId, DC_OPT_INT, 1, 10000},
+	{"page_size", SVC_QDRANT, ForeignTableRelationId, DC_OPT_INT, 1, 10000},
 	{"payload_key", SVC_QDRANT, AttributeRelationId, DC_OPT_TEXT},
 
 	/* S3 */

@@ -1,0 +1,1889 @@
+/*-------------------------------------------------------------------------
+ *
+ * fdw_qdrant.c
+ *		Foreign-data wrapper callbacks for datacore_qdrant: a foreign table
+ *		is one Qdrant collection.
+ *
+ * Columns are recognised by name: "id" (any type whose text form is a u64
+ * or a UUID), "vector" (real[]), "payload" (jsonb) and "score" (real,
+ * filled by similarity searches); every other column reads the payload key
+ * of its own name, or of its payload_key column option.
+ *
+ * Scans page through /points/scroll, or through /points/query when the
+ * query carries a similarity condition "vector @@ <query vector>".  Only
+ * one page of the reply is held at a time: each page lives in a memory
+ * context that is reset before the next request.  Conditions on the id are
+ * sent as has_id and not checked again; payload conditions are sent as
+ * Qdrant "must" conditions that match a superset of the rows and are
+ * checked again locally, so the answer follows PostgreSQL semantics.
+ *
+ * INSERT uses the batch-insert API (one upsert per batch_size rows);
+ * UPDATE and DELETE address the point by its id, one request per row.
+ * Qdrant has no transactions: a write is done when the statement that
+ * made it returns, whatever happens to the transaction afterwards.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/appendinfo.h"
+#include "optimizer/clauses.h"
+#include "optimizer/cost.h"
+#include "optimizer/inherit.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+
+#include "qdrant.h"
+
+#define DEFAULT_BATCH_SIZE	64
+#define DEFAULT_PAGE_SIZE	256
+#define DEFAULT_ROWS		1000
+
+/* What a column of the foreign table stands for. */
+typedef enum QdColKind
+{
+	QD_COL_NONE,				/* dropped */
+	QD_COL_ID,
+	QD_COL_VECTOR,
+	QD_COL_PAYLOAD,
+	QD_COL_SCORE,
+	QD_COL_KEY					/* a payload key */
+} QdColKind;
+
+typedef struct QdColumn
+{
+	QdColKind	kind;
+	char	   *name;
+	char	   *key;			/* QD_COL_KEY: payload key */
+	Oid			typid;
+	int32		typmod;
+} QdColumn;
+
+/* A foreign table's options and column roles. */
+typedef struct QdTable
+{
+	Oid			relid;
+	char	   *relname;
+	Oid			serverid;
+	char	   *collection;
+	int			batch_size;
+	int			page_size;
+	int			natts;
+	QdColumn   *cols;			/* indexed by attnum - 1 */
+	AttrNumber	id_att;			/* 0 when the table has no such column */
+	AttrNumber	vector_att;
+	AttrNumber	payload_att;
+	AttrNumber	score_att;
+} QdTable;
+
+/*
+ * Conditions sent to Qdrant.  Each is a List (kind, key, strategy,
+ * expression index into fdw_exprs) in the plan.
+ */
+typedef enum QdCondKind
+{
+	QC_ID_EQ,					/* id = value */
+	QC_ID_ANY,					/* id = ANY(array) */
+	QC_CONTAINS,				/* payload @> jsonb */
+	QC_TEXT_EQ,					/* text of payload key = value */
+	QC_NUMBER,					/* numeric payload key <op> value */
+	QC_BOOL_EQ,					/* boolean payload key = value */
+	QC_NEAR						/* vector @@ query vector */
+} QdCondKind;
+
+/* Planner state kept in baserel->fdw_private. */
+typedef struct QdPlanInfo
+{
+	QdTable    *table;
+	List	   *conds;			/* Lists as above */
+	List	   *exprs;			/* the values, in order */
+	List	   *exact;			/* RestrictInfos not to check again */
+	bool		near;
+	bool		all_remote;		/* no condition left to check locally */
+	bool		need_payload;
+	bool		need_vector;
+	int			nids;			/* ids named by id conditions, -1 if none */
+} QdPlanInfo;
+
+/* Indexes into a ForeignScan's fdw_private. */
+enum
+{
+	FSP_CONDS,
+	FSP_NEED_PAYLOAD,
+	FSP_NEED_VECTOR,
+	FSP_LIMIT_HINT,
+	FSP_DIRECTION,
+	FSP_NEAR_TEXT
+};
+
+typedef struct QdScanState
+{
+	DcServer   *server;
+	QdTable    *table;
+	char	   *operation;
+	List	   *conds;
+	List	   *exprstates;
+	bool		need_payload;
+	bool		need_vector;
+	bool		near;
+	int			limit_hint;		/* size of the first page, 0 = page_size */
+	int			direction;		/* 1: scores must not rise, -1: not fall */
+	char	   *near_text;		/* the query vector expression, for EXPLAIN */
+
+	MemoryContext scan_cxt;		/* lives as long as the scan */
+	MemoryContext req_cxt;		/* filter and query vector, until rescan */
+	MemoryContext page_cxt;		/* one reply page */
+	MemoryContext row_cxt;		/* one row's values */
+
+	bool		started;
+	bool		more;			/* another page may follow */
+	json_t	   *filter;			/* in req_cxt */
+	json_t	   *query;
+	bool		has_next;		/* scroll: next_text is where the next page starts */
+	char		next_text[48];
+	int64		consumed;		/* query: points already returned */
+	json_t	   *points;			/* current page, in page_cxt */
+	size_t		pos;
+	int			requests;
+	bool		have_score;
+	float4		last_score;
+} QdScanState;
+
+typedef struct QdModifyState
+{
+	DcServer   *server;
+	QdTable    *table;
+	CmdType		cmd;
+	char	   *operation;
+	AttrNumber	id_junk;		/* "qdrant_id" in the subplan's output */
+	AttrNumber	wholerow_junk;
+	List	   *updated;		/* attnums set by UPDATE */
+	int			batch_size;
+	MemoryContext temp_cxt;		/* reset after every request */
+} QdModifyState;
+
+/* ---------- table description ---------- */
+
+static bool
+is_text_type(Oid typid)
+{
+	return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID ||
+		typid == NAMEOID;
+}
+
+static bool
+is_number_type(Oid typid)
+{
+	return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+		typid == FLOAT4OID || typid == FLOAT8OID || typid == NUMERICOID;
+}
+
+/*
+ * Read a foreign table's options and decide each column's role; a column
+ * of the wrong type for its role is an error here, before any request.
+ */
+static QdTable *
+get_table(Relation rel)
+{
+	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	QdTable    *t = palloc0(sizeof(QdTable));
+	const char *v;
+	int			i;
+
+	t->relid = RelationGetRelid(rel);
+	t->relname = pstrdup(RelationGetRelationName(rel));
+	t->serverid = ft->serverid;
+	v = dc_option_from_list(ft->options, "collection");
+	t->collection = pstrdup(v ? v : t->relname);
+	v = dc_option_from_list(ft->options, "batch_size");
+	t->batch_size = v ? atoi(v) : DEFAULT_BATCH_SIZE;
+	v = dc_option_from_list(ft->options, "page_size");
+	t->page_size = v ? atoi(v) : DEFAULT_PAGE_SIZE;
+	t->natts = tupdesc->natts;
+	t->cols = palloc0(sizeof(QdColumn) * Max(t->natts, 1));
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		QdColumn   *col = &t->cols[i];
+		const char *key;
+
+		if (att->attisdropped)
+			continue;
+		col->name = pstrdup(NameStr(att->attname));
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		key = dc_option_from_list(GetForeignColumnOptions(t->relid, att->attnum), "payload_key");
+
+		if (key == NULL && strcmp(col->name, "id") == 0)
+		{
+			col->kind = QD_COL_ID;
+			t->id_att = att->attnum;
+		}
+		else if (key == NULL && strcmp(col->name, "vector") == 0)
+		{
+			if (col->typid != FLOAT4ARRAYOID)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+						 errmsg("column \"vector\" of foreign table \"%s\" must be of type real[]",
+								t->relname)));
+			col->kind = QD_COL_VECTOR;
+			t->vector_att = att->attnum;
+		}
+		else if (key == NULL && strcmp(col->name, "payload") == 0)
+		{
+			if (col->typid != JSONBOID)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+						 errmsg("column \"payload\" of foreign table \"%s\" must be of type jsonb",
+								t->relname)));
+			col->kind = QD_COL_PAYLOAD;
+			t->payload_att = att->attnum;
+		}
+		else if (key == NULL && strcmp(col->name, "score") == 0)
+		{
+			if (col->typid != FLOAT4OID && col->typid != FLOAT8OID)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+						 errmsg("column \"score\" of foreign table \"%s\" must be of type real or double precision",
+								t->relname)));
+			col->kind = QD_COL_SCORE;
+			t->score_att = att->attnum;
+		}
+		else
+		{
+			col->kind = QD_COL_KEY;
+			col->key = pstrdup(key ? key : col->name);
+		}
+	}
+	return t;
+}
+
+static QdTable *
+get_table_by_oid(Oid relid)
+{
+	Relation	rel = table_open(relid, NoLock);
+	QdTable    *t = get_table(rel);
+
+	table_close(rel, NoLock);
+	return t;
+}
+
+/* ---------- planning: which conditions go to Qdrant ---------- */
+
+/* Is expr evaluable once at scan start (no Vars of this query level)? */
+static bool
+is_scan_value(Expr *expr, bool allow_volatile)
+{
+	if (contain_var_clause((Node *) expr))
+		return false;
+	if (!allow_volatile && contain_volatile_functions((Node *) expr))
+		return false;
+	return true;
+}
+
+/* The column of our relation that expr is, or NULL. */
+static QdColumn *
+column_of(RelOptInfo *baserel, QdTable *t, Expr *expr)
+{
+	Var		   *var;
+
+	while (expr && IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (expr == NULL || !IsA(expr, Var))
+		return NULL;
+	var = (Var *) expr;
+	if (var->varno != baserel->relid || var->varlevelsup != 0 ||
+		var->varattno <= 0 || var->varattno > t->natts)
+		return NULL;
+	return &t->cols[var->varattno - 1];
+}
+
+/*
+ * "payload ->> 'key'" with a constant key that Qdrant would read as the
+ * same top-level key (no path characters): returns the key, else NULL.
+ */
+static char *
+payload_field_key(RelOptInfo *baserel, QdTable *t, Expr *expr)
+{
+	OpExpr	   *op;
+	QdColumn   *col;
+	Const	   *c;
+	char	   *key;
+
+	if (!IsA(expr, OpExpr))
+		return NULL;
+	op = (OpExpr *) expr;
+	if (op->opfuncid != F_JSONB_OBJECT_FIELD_TEXT || list_length(op->args) != 2)
+		return NULL;
+	col = column_of(baserel, t, linitial(op->args));
+	if (col == NULL || col->kind != QD_COL_PAYLOAD || !IsA(lsecond(op->args), Const))
+		return NULL;
+	c = lsecond(op->args);
+	if (c->constisnull)
+		return NULL;
+	key = TextDatumGetCString(c->constvalue);
+	if (key[0] == '\0' || strpbrk(key, ".[]\"") != NULL)
+		return NULL;
+	return key;
+}
+
+/* Is this the similarity operator's function (datacore.qdrant_similar)? */
+static bool
+is_similar_function(Oid funcid)
+{
+	HeapTuple	tp;
+	bool		result = false;
+
+	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (HeapTupleIsValid(tp))
+	{
+		Datum		prosrc;
+		bool		isnull;
+
+		prosrc = SysCacheGetAttr(PROCOID, tp, Anum_pg_proc_prosrc, &isnull);
+		if (!isnull && ((Form_pg_proc) GETSTRUCT(tp))->prolang == ClanguageId)
+			result = strcmp(TextDatumGetCString(prosrc), "datacore_qdrant_similar") == 0;
+		ReleaseSysCache(tp);
+	}
+	return result;
+}
+
+/* The btree strategy of a comparison operator, or 0. */
+static int
+btree_strategy(Oid opno)
+{
+	List	   *interp = get_op_btree_interpretation(opno);
+
+	if (interp == NIL)
+		return 0;
+	return ((OpBtreeInterpretation *) linitial(interp))->strategy;
+}
+
+static List *
+make_cond(QdCondKind kind, const char *key, int strategy, int exprno)
+{
+	return list_make4(makeInteger(kind), makeString(pstrdup(key ? key : "")),
+					  makeInteger(strategy), makeInteger(exprno));
+}
+
+/*
+ * Try to send one restriction to Qdrant.  Returns true when it was taken;
+ * *exact says whether Qdrant's answer is exactly the condition's (then it
+ * is not checked again locally).
+ */
+static bool
+classify_clause(RelOptInfo *baserel, QdPlanInfo *pi, Expr *clause, bool *exact)
+{
+	QdTable    *t = pi->table;
+
+	*exact = false;
+	if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) clause;
+		Expr	   *left = linitial(op->args);
+		Expr	   *right = lsecond(op->args);
+		Oid			opno = op->opno;
+		QdColumn   *col;
+		char	   *key;
+		int			strategy;
+
+		/* vector @@ query: the similarity search */
+		if (is_similar_function(op->opfuncid))
+		{
+			col = column_of(baserel, t, left);
+			if (col == NULL || col->kind != QD_COL_VECTOR || pi->near ||
+				!is_scan_value(right, true))
+				return false;
+			pi->exprs = lappend(pi->exprs, right);
+			pi->conds = lappend(pi->conds, make_cond(QC_NEAR, NULL, 0, list_length(pi->exprs) - 1));
+			pi->near = true;
+			*exact = true;
+			return true;
+		}
+
+		/* payload @> jsonb */
+		if (op->opfuncid == F_JSONB_CONTAINS)
+		{
+			col = column_of(baserel, t, left);
+			if (col == NULL || col->kind != QD_COL_PAYLOAD || !is_scan_value(right, false))
+				return false;
+			pi->exprs = lappend(pi->exprs, right);
+			pi->conds = lappend(pi->conds, make_cond(QC_CONTAINS, NULL, 0, list_length(pi->exprs) - 1));
+			return true;
+		}
+
+		/* put the column side on the left */
+		if (!is_scan_value(right, false))
+		{
+			Expr	   *tmp = left;
+
+			if (!is_scan_value(tmp, false))
+				return false;
+			opno = get_commutator(opno);
+			if (!OidIsValid(opno))
+				return false;
+			left = right;
+			right = tmp;
+		}
+		strategy = btree_strategy(opno);
+		if (strategy == 0)
+			return false;
+
+		if ((key = payload_field_key(baserel, t, left)) != NULL)
+		{
+			if (strategy != BTEqualStrategyNumber)
+				return false;
+			pi->exprs = lappend(pi->exprs, right);
+			pi->conds = lappend(pi->conds, make_cond(QC_TEXT_EQ, key, 0, list_length(pi->exprs) - 1));
+			return true;
+		}
+
+		col = column_of(baserel, t, left);
+		if (col == NULL)
+			return false;
+		if (col->kind == QD_COL_ID && strategy == BTEqualStrategyNumber)
+		{
+			pi->exprs = lappend(pi->exprs, right);
+			pi->conds = lappend(pi->conds, make_cond(QC_ID_EQ, NULL, 0, list_length(pi->exprs) - 1));
+			pi->nids = Max(pi->nids, 0) + 1;
+			*exact = true;
+			return true;
+		}
+		if (col->kind != QD_COL_KEY || strpbrk(col->key, ".[]\"") != NULL)
+			return false;
+		if (is_text_type(col->typid) && strategy == BTEqualStrategyNumber)
+		{
+			pi->exprs = lappend(pi->exprs, right);
+			pi->conds = lappend(pi->conds, make_cond(QC_TEXT_EQ, col->key, 0, list_length(pi->exprs) - 1));
+			return true;
+		}
+		if (is_number_type(col->typid) && is_number_type(exprType((Node *) right)))
+		{
+			pi->exprs = lappend(pi->exprs, right);
+			pi->conds = lappend(pi->conds, make_cond(QC_NUMBER, col->key, strategy, list_length(pi->exprs) - 1));
+			return true;
+		}
+		if (col->typid == BOOLOID && strategy == BTEqualStrategyNumber)
+		{
+			pi->exprs = lappend(pi->exprs, right);
+			pi->conds = lappend(pi->conds, make_cond(QC_BOOL_EQ, col->key, 0, list_length(pi->exprs) - 1));
+			return true;
+		}
+		return false;
+	}
+
+	/* id = ANY(array) */
+	if (IsA(clause, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) clause;
+		QdColumn   *col = column_of(baserel, t, linitial(saop->args));
+		Expr	   *arr = lsecond(saop->args);
+
+		if (!saop->useOr || col == NULL || col->kind != QD_COL_ID ||
+			btree_strategy(saop->opno) != BTEqualStrategyNumber ||
+			!is_scan_value(arr, false))
+			return false;
+		pi->exprs = lappend(pi->exprs, arr);
+		pi->conds = lappend(pi->conds, make_cond(QC_ID_ANY, NULL, 0, list_length(pi->exprs) - 1));
+		if (IsA(arr, Const) && !((Const *) arr)->constisnull)
+			pi->nids = Max(pi->nids, 0) +
+				ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(((Const *) arr)->constvalue)),
+							   ARR_DIMS(DatumGetArrayTypeP(((Const *) arr)->constvalue)));
+		else
+			pi->nids = Max(pi->nids, 0) + 10;
+		*exact = true;
+		return true;
+	}
+	return false;
+}
+
+static void
+dcQdrantGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	QdPlanInfo *pi = palloc0(sizeof(QdPlanInfo));
+	Bitmapset  *attrs = NULL;
+	List	   *local = NIL;
+	ListCell   *lc;
+	int			i;
+	bool		all;
+
+	pi->table = get_table_by_oid(foreigntableid);
+	pi->nids = -1;
+	pi->all_remote = true;
+	baserel->fdw_private = pi;
+
+	foreach(lc, baserel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		bool		exact;
+
+		if (classify_clause(baserel, pi, ri->clause, &exact) && exact)
+			pi->exact = lappend(pi->exact, ri);
+		else
+		{
+			local = lappend(local, ri);
+			pi->all_remote = false;
+		}
+	}
+
+	/* ask Qdrant only for what the query reads */
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	foreach(lc, local)
+		pull_varattnos((Node *) lfirst_node(RestrictInfo, lc)->clause, baserel->relid, &attrs);
+	all = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
+	for (i = 0; i < pi->table->natts; i++)
+	{
+		QdColumn   *col = &pi->table->cols[i];
+
+		if (!all && !bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs))
+			continue;
+		if (col->kind == QD_COL_PAYLOAD || col->kind == QD_COL_KEY)
+			pi->need_payload = true;
+		else if (col->kind == QD_COL_VECTOR)
+			pi->need_vector = true;
+	}
+
+	if (pi->nids >= 0)
+		baserel->rows = pi->nids;
+	else
+		baserel->rows = DEFAULT_ROWS *
+			clauselist_selectivity(root, local, baserel->relid, JOIN_INNER, NULL);
+	baserel->rows = Max(baserel->rows, 1);
+}
+
+/*
+ * Does ORDER BY ask for the score column alone?  Returns 1 for DESC, -1
+ * for ASC, 0 otherwise.
+ */
+static int
+score_order(PlannerInfo *root, RelOptInfo *baserel, QdTable *t)
+{
+	PathKey    *pk;
+	ListCell   *lc;
+
+	if (t->score_att == 0 || list_length(root->query_pathkeys) != 1)
+		return 0;
+	pk = linitial(root->query_pathkeys);
+	foreach(lc, pk->pk_eclass->ec_members)
+	{
+		EquivalenceMember *em = lfirst(lc);
+		Var		   *var = (Var *) em->em_expr;
+
+		while (var && IsA(var, RelabelType))
+			var = (Var *) ((RelabelType *) var)->arg;
+		if (var && IsA(var, Var) && var->varno == baserel->relid &&
+			var->varattno == t->score_att && var->varlevelsup == 0)
+			return pk->pk_strategy == BTGreaterStrategyNumber ? 1 : -1;
+	}
+	return 0;
+}
+
+static void
+dcQdrantGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	QdPlanInfo *pi = baserel->fdw_private;
+	Cost		startup = 10;
+	Cost		total = startup + baserel->rows * 0.01 +
+		ceil(baserel->rows / pi->table->page_size) * 5;
+	int			limit_hint = 0;
+	bool		single = bms_membership(root->all_baserels) == BMS_SINGLETON;
+	int			direction = score_order(root, baserel, pi->table);
+
+	/*
+	 * A LIMIT only sizes the first page: later pages are fetched on demand,
+	 * so a hint that turns out too small costs requests, never rows.
+	 */
+	if (root->limit_tuples > 0 && root->limit_tuples < 100000 && single)
+		limit_hint = (int) root->limit_tuples;
+
+	add_path(baserel, (Path *)
+			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
+									 startup, total, NIL, NULL, NULL,
+									 list_make2(makeInteger(root->query_pathkeys == NIL ? limit_hint : 0),
+												makeInteger(0))));
+
+	/* a similarity search comes back best first: claim ORDER BY score */
+	if (pi->near && direction != 0)
+		add_path(baserel, (Path *)
+				 create_foreignscan_path(root, baserel, NULL, baserel->rows,
+										 startup, total, root->query_pathkeys,
+										 NULL, NULL,
+										 list_make2(makeInteger(limit_hint),
+													makeInteger(direction))));
+}
+
+static ForeignScan *
+dcQdrantGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					   ForeignPath *best_path, List *tlist, List *scan_clauses,
+					   Plan *outer_plan)
+{
+	QdPlanInfo *pi = baserel->fdw_private;
+	List	   *local = NIL;
+	List	   *priv;
+	ListCell   *lc;
+	char	   *near_text = "";
+
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (list_member_ptr(pi->exact, ri))
+			continue;
+		local = lappend(local, ri->clause);
+	}
+
+	foreach(lc, pi->conds)
+	{
+		if (intVal(linitial(lfirst(lc))) == QC_NEAR)
+		{
+			List	   *ctx = deparse_context_for(get_rel_name(foreigntableid), foreigntableid);
+
+			near_text = deparse_expression(list_nth(pi->exprs, intVal(lfourth(lfirst(lc)))),
+										   ctx, false, false);
+		}
+	}
+
+	priv = list_make5(pi->conds,
+					  makeInteger(pi->need_payload),
+					  makeInteger(pi->need_vector),
+					  linitial(best_path->fdw_private),
+					  lsecond(best_path->fdw_private));
+	priv = lappend(priv, makeString(near_text));
+	return make_foreignscan(tlist, local, baserel->relid, pi->exprs, priv,
+							NIL, NIL, outer_plan);
+}
+
+/* ---------- building the request ---------- */
+
+/* Text form of a SQL value. */
+static char *
+datum_text(Datum value, Oid typid)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+
+	getTypeOutputInfo(typid, &outfunc, &isvarlena);
+	return OidOutputFunctionCall(outfunc, value);
+}
+
+/* A JSON number from a number's text form; NULL if not finite. */
+static json_t *
+number_json(const char *s)
+{
+	char	   *end;
+	long long	ll;
+	double		d;
+
+	errno = 0;
+	ll = strtoll(s, &end, 10);
+	if (errno == 0 && *end == '\0' && end != s)
+		return json_integer((json_int_t) ll);
+	d = strtod(s, &end);
+	if (*end != '\0' || end == s || isnan(d) || isinf(d))
+		return NULL;
+	return json_real(d);
+}
+
+static json_t *
+match_cond(const char *key, const char *what, json_t *value)
+{
+	json_t	   *cond = dc_json_object();
+	json_t	   *match = dc_json_object();
+
+	json_object_set_new(cond, "key", json_string(key));
+	json_object_set_new(match, what, value);
+	json_object_set_new(cond, "match", match);
+	return cond;
+}
+
+static json_t *
+range_cond(const char *key, const char *bound1, json_t *v1, const char *bound2, json_t *v2)
+{
+	json_t	   *cond = dc_json_object();
+	json_t	   *range = dc_json_object();
+
+	json_object_set_new(cond, "key", json_string(key));
+	json_object_set_new(range, bound1, v1);
+	if (bound2)
+		json_object_set_new(range, bound2, v2);
+	json_object_set_new(cond, "range", range);
+	return cond;
+}
+
+static json_t *
+any_of(json_t *conds)
+{
+	json_t	   *f = dc_json_object();
+
+	if (json_array_size(conds) == 1)
+		return json_array_get(conds, 0);
+	json_object_set_new(f, "should", conds);
+	return f;
+}
+
+/*
+ * Conditions matching a payload value that, read as text, equals s: the
+ * string itself, and the number or boolean with that text form.
+ */
+static json_t *
+text_eq_cond(const char *key, const char *s)
+{
+	json_t	   *alts = json_array();
+	json_t	   *num = number_json(s);
+
+	json_array_append_new(alts, match_cond(key, "value", json_string(s)));
+	if (num && json_is_integer(num))
+		json_array_append_new(alts, match_cond(key, "value", num));
+	else if (num)
+		json_array_append_new(alts, range_cond(key, "gte", num, "lte", json_copy(num)));
+	if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)
+		json_array_append_new(alts, match_cond(key, "value", json_boolean(s[0] == 't')));
+	return any_of(alts);
+}
+
+/*
+ * Append to "must" the conditions implied by payload @> obj, under the
+ * key path prefix.  Returns false for a shape Qdrant's filter cannot
+ * express as a superset (objects inside arrays, keys with path
+ * characters); the caller then sends nothing for this containment.
+ */
+static bool
+contains_conds(json_t *must, const char *prefix, json_t *obj)
+{
+	const char *k;
+	json_t	   *v;
+
+	json_object_foreach(obj, k, v)
+	{
+		char	   *path;
+
+		if (k[0] == '\0' || strpbrk(k, ".[]\"") != NULL)
+			return false;
+		path = prefix ? psprintf("%s.%s", prefix, k) : pstrdup(k);
+		if (json_is_object(v))
+		{
+			if (!contains_conds(must, path, v))
+				return false;
+		}
+		else if (json_is_array(v))
+		{
+			size_t		i;
+			json_t	   *e;
+
+			json_array_foreach(v, i, e)
+			{
+				if (json_is_string(e) || json_is_integer(e) || json_is_boolean(e))
+					json_array_append_new(must, match_cond(path, "value", json_copy(e)));
+				else if (json_is_real(e))
+					json_array_append_new(must, range_cond(path, "gte", json_copy(e), "lte", json_copy(e)));
+				else
+					return false;
+			}
+		}
+		else if (json_is_string(v) || json_is_integer(v) || json_is_boolean(v))
+			json_array_append_new(must, match_cond(path, "value", json_copy(v)));
+		else if (json_is_real(v))
+			json_array_append_new(must, range_cond(path, "gte", json_copy(v), "lte", json_copy(v)));
+		else if (json_is_null(v))
+		{
+			json_t	   *c = dc_json_object();
+			json_t	   *k2 = dc_json_object();
+
+			json_object_set_new(k2, "key", json_string(path));
+			json_object_set_new(c, "is_null", k2);
+			json_array_append_new(must, c);
+		}
+	}
+	return true;
+}
+
+static const char *
+strategy_bound(int strategy)
+{
+	switch (strategy)
+	{
+		case BTLessStrategyNumber:
+			return "lt";
+		case BTLessEqualStrategyNumber:
+			return "lte";
+		case BTGreaterEqualStrategyNumber:
+			return "gte";
+		case BTGreaterStrategyNumber:
+			return "gt";
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * Evaluate the condition values and build the filter and query vector.
+ * With explain_only, values that are not constants are shown as the text
+ * of their expression instead.
+ */
+static void
+build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool explain_only)
+{
+	json_t	   *must = json_array();
+	ListCell   *lc;
+	int			i = 0;
+
+	st->query = NULL;
+	foreach(lc, st->conds)
+	{
+		List	   *c = lfirst(lc);
+		QdCondKind	kind = intVal(linitial(c));
+		const char *key = strVal(lsecond(c));
+		int			strategy = intVal(lthird(c));
+		int			exprno = intVal(lfourth(c));
+		Expr	   *expr = list_nth(exprs, exprno);
+		ExprState  *es = list_nth(st->exprstates, exprno);
+		Oid			typid = exprType((Node *) expr);
+		Datum		value;
+		bool		isnull;
+
+		i++;
+		if (explain_only && !IsA(expr, Const))
+		{
+			json_t	   *shown = json_string(deparse_expression((Node *) expr, NIL, false, false));
+			json_t	   *c2 = dc_json_object();
+
+			switch (kind)
+			{
+				case QC_ID_EQ:
+					json_object_set_new(c2, "has_id", json_pack("[o]", shown));
+					json_array_append_new(must, c2);
+					break;
+				case QC_ID_ANY:
+					json_object_set_new(c2, "has_id", shown);
+					json_array_append_new(must, c2);
+					break;
+				case QC_NEAR:
+					st->query = json_string("<query vector>");
+					break;
+				case QC_CONTAINS:
+					json_object_set_new(c2, "payload_contains", shown);
+					json_array_append_new(must, c2);
+					break;
+				default:
+					json_array_append_new(must, match_cond(key, "value", shown));
+			}
+			continue;
+		}
+
+		value = ExecEvalExpr(es, econtext, &isnull);
+		switch (kind)
+		{
+			case QC_ID_EQ:
+			case QC_ID_ANY:
+				{
+					json_t	   *ids = json_array();
+					json_t	   *c2 = dc_json_object();
+
+					if (!isnull && kind == QC_ID_EQ)
+						json_array_append_new(ids, dc_qdrant_id_from_datum(value, typid));
+					else if (!isnull)
+					{
+						ArrayType  *arr = DatumGetArrayTypeP(value);
+						Oid			et = ARR_ELEMTYPE(arr);
+						int16		len;
+						bool		byval;
+						char		align;
+						Datum	   *elems;
+						bool	   *nulls;
+						int			n,
+									j;
+
+						get_typlenbyvalalign(et, &len, &byval, &align);
+						deconstruct_array(arr, et, len, byval, align, &elems, &nulls, &n);
+						for (j = 0; j < n; j++)
+							if (!nulls[j])
+								json_array_append_new(ids, dc_qdrant_id_from_datum(elems[j], et));
+					}
+					json_object_set_new(c2, "has_id", ids);
+					json_array_append_new(must, c2);
+					break;
+				}
+			case QC_NEAR:
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							 errmsg("query vector for foreign table \"%s\" is null",
+									st->table->relname)));
+				st->query = explain_only ? json_string("<query vector>") :
+					dc_float4_array_to_json(DatumGetArrayTypeP(value), "query vector");
+				break;
+			case QC_CONTAINS:
+				if (!isnull)
+				{
+					json_t	   *obj = dc_qdrant_jsonb_to_json(DatumGetJsonbP(value), "payload");
+					json_t	   *sub = json_array();
+
+					/* checked again locally: sending nothing is also right */
+					if (json_is_object(obj) && contains_conds(sub, NULL, obj))
+						json_array_extend(must, sub);
+				}
+				break;
+			case QC_TEXT_EQ:
+				if (!isnull)
+					json_array_append_new(must, text_eq_cond(key, datum_text(value, typid)));
+				break;
+			case QC_NUMBER:
+				if (!isnull)
+				{
+					json_t	   *num = number_json(datum_text(value, typid));
+
+					if (num == NULL)
+						break;
+					if (strategy == BTEqualStrategyNumber)
+					{
+						json_t	   *alts = json_array();
+
+						if (json_is_integer(num))
+						{
+							json_array_append_new(alts, match_cond(key, "value", num));
+							json_array_append_new(alts, match_cond(key, "value",
+																   json_string(datum_text(value, typid))));
+						}
+						else
+							json_array_append_new(alts, range_cond(key, "gte", num, "lte", json_copy(num)));
+						json_array_append_new(must, any_of(alts));
+					}
+					else
+						json_array_append_new(must, range_cond(key, strategy_bound(strategy), num, NULL, NULL));
+				}
+				break;
+			case QC_BOOL_EQ:
+				if (!isnull)
+					json_array_append_new(must, match_cond(key, "value", json_boolean(DatumGetBool(value))));
+				break;
+		}
+	}
+
+	st->filter = NULL;
+	if (json_array_size(must) > 0)
+	{
+		st->filter = dc_json_object();
+		json_object_set_new(st->filter, "must", must);
+	}
+}
+
+/* The request body for the next page. */
+static json_t *
+page_body(QdScanState *st, int limit)
+{
+	json_t	   *body = dc_json_object();
+
+	if (st->near)
+		json_object_set(body, "query", st->query);
+	if (st->filter)
+		json_object_set(body, "filter", st->filter);
+	json_object_set_new(body, "limit", json_integer(limit));
+	if (st->near && st->consumed > 0)
+		json_object_set_new(body, "offset", json_integer(st->consumed));
+	if (!st->near && st->has_next)
+		json_object_set_new(body, "offset", dc_qdrant_id_from_text(st->next_text));
+	json_object_set_new(body, "with_payload", json_boolean(st->need_payload));
+	json_object_set_new(body, "with_vector", json_boolean(st->need_vector));
+	return body;
+}
+
+static const char *
+scan_path(QdScanState *st)
+{
+	return dc_qdrant_path(st->table->collection, st->near ? "/points/query" : "/points/scroll");
+}
+
+static int
+page_limit(QdScanState *st)
+{
+	bool		first = st->near ? st->consumed == 0 : !st->has_next;
+
+	return (first && st->limit_hint > 0) ? st->limit_hint : st->table->page_size;
+}
+
+/* Fetch the next page into page_cxt. */
+static void
+fetch_page(QdScanState *st)
+{
+	MemoryContext old;
+	json_t	   *result;
+	json_t	   *next;
+	int			limit = page_limit(st);
+
+	MemoryContextReset(st->page_cxt);
+	st->points = NULL;
+	st->pos = 0;
+	old = MemoryContextSwitchTo(st->page_cxt);
+
+	result = dc_qdrant_call(st->server, st->operation, "POST", scan_path(st),
+							page_body(st, limit), st->table->collection);
+	st->requests++;
+	st->points = json_object_get(result, "points");
+	if (!json_is_array(st->points))
+		dc_json_bad_reply(st->server, st->operation, "The result has no \"points\" array.");
+
+	if (st->near)
+	{
+		st->consumed += json_array_size(st->points);
+		st->more = (int) json_array_size(st->points) >= limit;
+	}
+	else
+	{
+		next = json_object_get(result, "next_page_offset");
+		st->has_next = false;
+		if (next && !json_is_null(next))
+		{
+			char	   *text = dc_qdrant_id_to_text(st->server, st->operation, next);
+
+			if (strlen(text) >= sizeof(st->next_text))
+				dc_json_bad_reply(st->server, st->operation, "The next page offset is not a point id.");
+			strlcpy(st->next_text, text, sizeof(st->next_text));
+			st->has_next = true;
+		}
+		st->more = st->has_next;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* ---------- rows ---------- */
+
+static Datum
+input_value(QdColumn *col, const char *text)
+{
+	Oid			infunc;
+	Oid			ioparam;
+
+	getTypeInputInfo(col->typid, &infunc, &ioparam);
+	return OidInputFunctionCall(infunc, (char *) text, ioparam, col->typmod);
+}
+
+/* A payload value as the column's type. */
+static Datum
+key_value(QdScanState *st, QdColumn *col, json_t *v)
+{
+	if (col->typid == JSONBOID)
+		return JsonbPGetDatum(dc_qdrant_json_to_jsonb(v));
+	if (json_is_string(v))
+		return input_value(col, json_string_value(v));
+	return input_value(col, dc_qdrant_dumps(v));
+}
+
+/* Where a conversion error happened: the column and the point. */
+typedef struct FillContext
+{
+	QdScanState *st;
+	QdColumn   *col;
+	json_t	   *rec;
+} FillContext;
+
+static void
+fill_error_callback(void *arg)
+{
+	FillContext *fc = arg;
+	json_t	   *id = json_object_get(fc->rec, "id");
+
+	if (fc->col == NULL)
+		return;
+	if (json_is_integer(id) || json_is_string(id))
+		errcontext("column \"%s\" of foreign table \"%s\", point %s",
+				   fc->col->name, fc->st->table->relname,
+				   dc_qdrant_id_to_text(fc->st->server, fc->st->operation, id));
+	else
+		errcontext("column \"%s\" of foreign table \"%s\"",
+				   fc->col->name, fc->st->table->relname);
+}
+
+static void
+fill_slot(QdScanState *st, json_t *rec, TupleTableSlot *slot)
+{
+	TupleDesc	tupdesc = slot->tts_tupleDescriptor;
+	json_t	   *payload = json_object_get(rec, "payload");
+	int			i;
+	FillContext fc = {st, NULL, rec};
+	ErrorContextCallback errcb;
+
+	if (!json_is_object(rec))
+		dc_json_bad_reply(st->server, st->operation, "A point is not an object.");
+	errcb.callback = fill_error_callback;
+	errcb.arg = &fc;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		QdColumn   *col = &st->table->cols[i];
+		json_t	   *v = NULL;
+
+		fc.col = col;
+
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		switch (col->kind)
+		{
+			case QD_COL_NONE:
+				break;
+			case QD_COL_ID:
+				{
+					char	   *id = dc_qdrant_id_to_text(st->server, st->operation,
+														  json_object_get(rec, "id"));
+
+					slot->tts_values[i] = (col->typid == TEXTOID || col->typid == VARCHAROID) ?
+						CStringGetTextDatum(id) : input_value(col, id);
+					slot->tts_isnull[i] = false;
+					break;
+				}
+			case QD_COL_VECTOR:
+				v = json_object_get(rec, "vector");
+				if (st->need_vector && json_is_array(v))
+				{
+					slot->tts_values[i] = PointerGetDatum(dc_json_to_float4_array(v, st->server,
+																				  st->operation, "a point's vector"));
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case QD_COL_PAYLOAD:
+				if (st->need_payload && json_is_object(payload))
+				{
+					slot->tts_values[i] = JsonbPGetDatum(dc_qdrant_json_to_jsonb(payload));
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case QD_COL_SCORE:
+				v = json_object_get(rec, "score");
+				if (st->near && json_is_number(v))
+				{
+					slot->tts_values[i] = col->typid == FLOAT4OID ?
+						Float4GetDatum((float4) json_number_value(v)) :
+						Float8GetDatum(json_number_value(v));
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case QD_COL_KEY:
+				v = json_is_object(payload) ? json_object_get(payload, col->key) : NULL;
+				if (v && !json_is_null(v))
+				{
+					slot->tts_values[i] = key_value(st, col, v);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+		}
+	}
+	error_context_stack = errcb.previous;
+
+	/* the ordered path promised the collection's own ranking */
+	if (st->direction != 0)
+	{
+		json_t	   *s = json_object_get(rec, "score");
+		float4		score = json_is_number(s) ? (float4) json_number_value(s) : 0;
+
+		if (st->have_score &&
+			((st->direction > 0 && score > st->last_score) ||
+			 (st->direction < 0 && score < st->last_score)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("similarity search on foreign table \"%s\" does not rank by ORDER BY score %s",
+							st->table->relname, st->direction > 0 ? "DESC" : "ASC"),
+					 errdetail("Qdrant returns the best match first; for this collection that is the %s score.",
+							   st->direction > 0 ? "lowest" : "highest"),
+					 errhint("Cosine and Dot collections rank with ORDER BY score DESC, Euclid and Manhattan collections with ORDER BY score ASC.")));
+		st->have_score = true;
+		st->last_score = score;
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
+/* ---------- scan callbacks ---------- */
+
+static Oid
+scan_user(ForeignScanState *node)
+{
+#if PG_VERSION_NUM >= 160000
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+
+	return OidIsValid(fsplan->checkAsUser) ? fsplan->checkAsUser : GetUserId();
+#else
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	RangeTblEntry *rte = exec_rt_fetch(fsplan->scan.scanrelid, node->ss.ps.state);
+
+	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+}
+
+static void
+dcQdrantBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	QdScanState *st = palloc0(sizeof(QdScanState));
+	List	   *priv = fsplan->fdw_private;
+
+	node->fdw_state = st;
+	st->table = get_table(node->ss.ss_currentRelation);
+	st->operation = psprintf("scan of foreign table \"%s\"", st->table->relname);
+	st->conds = list_nth(priv, FSP_CONDS);
+	st->need_payload = intVal(list_nth(priv, FSP_NEED_PAYLOAD));
+	st->need_vector = intVal(list_nth(priv, FSP_NEED_VECTOR));
+	st->limit_hint = intVal(list_nth(priv, FSP_LIMIT_HINT));
+	st->direction = intVal(list_nth(priv, FSP_DIRECTION));
+	st->near_text = strVal(list_nth(priv, FSP_NEAR_TEXT));
+	st->near = st->near_text[0] != '\0';
+	st->exprstates = ExecInitExprList(fsplan->fdw_exprs, (PlanState *) node);
+
+	st->scan_cxt = AllocSetContextCreate(estate->es_query_cxt, "datacore qdrant scan",
+										 ALLOCSET_DEFAULT_SIZES);
+	st->req_cxt = AllocSetContextCreate(st->scan_cxt, "datacore qdrant request",
+										ALLOCSET_SMALL_SIZES);
+	st->page_cxt = AllocSetContextCreate(st->scan_cxt, "datacore qdrant page",
+										 ALLOCSET_DEFAULT_SIZES);
+	st->row_cxt = AllocSetContextCreate(st->scan_cxt, "datacore qdrant row",
+										ALLOCSET_DEFAULT_SIZES);
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->req_cxt);
+
+		build_request(st, node->ss.ps.ps_ExprContext, fsplan->fdw_exprs, true);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	st->server = dc_get_server_by_oid(st->table->serverid, scan_user(node),
+									  DC_SERVICE_QDRANT, st->operation);
+}
+
+static TupleTableSlot *
+dcQdrantIterateForeignScan(ForeignScanState *node)
+{
+	QdScanState *st = node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	MemoryContext old;
+
+	ExecClearTuple(slot);
+	if (!st->started)
+	{
+		ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+
+		MemoryContextReset(st->req_cxt);
+		old = MemoryContextSwitchTo(st->req_cxt);
+		build_request(st, node->ss.ps.ps_ExprContext, fsplan->fdw_exprs, false);
+		MemoryContextSwitchTo(old);
+		st->started = true;
+		st->more = true;
+		st->points = NULL;
+	}
+
+	while (st->points == NULL || st->pos >= json_array_size(st->points))
+	{
+		if (!st->more)
+			return slot;
+		fetch_page(st);
+	}
+
+	MemoryContextReset(st->row_cxt);
+	old = MemoryContextSwitchTo(st->row_cxt);
+	fill_slot(st, json_array_get(st->points, st->pos++), slot);
+	MemoryContextSwitchTo(old);
+	return slot;
+}
+
+static void
+dcQdrantReScanForeignScan(ForeignScanState *node)
+{
+	QdScanState *st = node->fdw_state;
+
+	/* parameters may have changed: build the request again */
+	st->started = false;
+	st->points = NULL;
+	st->has_next = false;
+	st->consumed = 0;
+	st->have_score = false;
+	MemoryContextReset(st->page_cxt);
+	MemoryContextReset(st->row_cxt);
+}
+
+static void
+dcQdrantEndForeignScan(ForeignScanState *node)
+{
+	QdScanState *st = node->fdw_state;
+
+	if (st && st->scan_cxt)
+		MemoryContextDelete(st->scan_cxt);
+}
+
+static void
+dcQdrantExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	QdScanState *st = node->fdw_state;
+
+	if (es->verbose)
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->scan_cxt);
+
+		if (!st->started && st->filter == NULL && st->query == NULL && st->conds != NIL)
+			build_request(st, node->ss.ps.ps_ExprContext,
+						  ((ForeignScan *) node->ss.ps.plan)->fdw_exprs, true);
+		ExplainPropertyText("Qdrant Request",
+							psprintf("POST %s", scan_path(st)), es);
+		{
+			json_t	   *body;
+
+			st->has_next = false;
+			st->consumed = 0;
+			body = page_body(st, page_limit(st));
+			if (st->near)
+				json_object_set_new(body, "query", json_string("<query vector>"));
+			ExplainPropertyText("Qdrant Body", dc_qdrant_dumps(body), es);
+		}
+		if (st->near)
+			ExplainPropertyText("Query Vector", st->near_text, es);
+		MemoryContextSwitchTo(old);
+	}
+	if (es->analyze)
+		ExplainPropertyInteger("Qdrant Requests", NULL, st->requests, es);
+}
+
+/* ---------- modification ---------- */
+
+static void
+dcQdrantAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+								RangeTblEntry *target_rte, Relation target_relation)
+{
+	QdTable    *t = get_table(target_relation);
+	QdColumn   *col;
+	Var		   *var;
+
+	if (t->id_att == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no \"id\" column", t->relname),
+				 errdetail("UPDATE and DELETE address Qdrant points by id.")));
+	col = &t->cols[t->id_att - 1];
+	var = makeVar(rtindex, t->id_att, col->typid, col->typmod,
+				  get_typcollation(col->typid), 0);
+	add_row_identity_var(root, var, rtindex, "qdrant_id");
+
+	/* DELETE ... RETURNING returns the row the scan read */
+	if (root->parse->commandType == CMD_DELETE && root->parse->returningList != NIL)
+		add_row_identity_var(root, makeWholeRowVar(target_rte, rtindex, 0, false),
+							 rtindex, "wholerow");
+}
+
+static List *
+dcQdrantPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+						  int subplan_index)
+{
+	CmdType		cmd = plan->operation;
+	RangeTblEntry *rte = planner_rt_fetch(resultRelation, root);
+	List	   *updated = NIL;
+
+	if (cmd == CMD_UPDATE)
+	{
+		RelOptInfo *rel = find_base_rel(root, resultRelation);
+		Bitmapset  *cols = get_rel_all_updated_cols(root, rel);
+		QdTable    *t = get_table_by_oid(rte->relid);
+		int			col = -1;
+
+		while ((col = bms_next_member(cols, col)) >= 0)
+		{
+			AttrNumber attno = col + FirstLowInvalidHeapAttributeNumber;
+			QdColumn   *c;
+
+			if (attno <= 0 || attno > t->natts)
+				continue;
+			c = &t->cols[attno - 1];
+			if (c->kind == QD_COL_ID)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot change the id of a point in foreign table \"%s\"", t->relname),
+						 errhint("Delete the point and insert it with the new id.")));
+			if (c->kind == QD_COL_SCORE)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("column \"%s\" of foreign table \"%s\" is read-only", c->name, t->relname),
+						 errdetail("The score is computed by similarity searches.")));
+			updated = lappend_int(updated, attno);
+		}
+	}
+	return list_make1(updated);
+}
+
+static Oid
+modify_user(ResultRelInfo *rinfo, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecGetResultRelCheckAsUser(rinfo, estate);
+#else
+	RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, estate);
+
+	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+}
+
+static void
+dcQdrantBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						   List *fdw_private, int subplan_index, int eflags)
+{
+	QdModifyState *st = palloc0(sizeof(QdModifyState));
+	EState	   *estate = mtstate->ps.state;
+
+	rinfo->ri_FdwState = st;
+	st->table = get_table(rinfo->ri_RelationDesc);
+	st->cmd = mtstate->operation;
+	st->updated = fdw_private ? linitial(fdw_private) : NIL;
+	st->batch_size = st->table->batch_size;
+	st->operation = psprintf("%s on foreign table \"%s\"",
+							 st->cmd == CMD_INSERT ? "INSERT" :
+							 st->cmd == CMD_UPDATE ? "UPDATE" : "DELETE",
+							 st->table->relname);
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	st->server = dc_get_server_by_oid(st->table->serverid, modify_user(rinfo, estate),
+									  DC_SERVICE_QDRANT, st->operation);
+	st->temp_cxt = AllocSetContextCreate(estate->es_query_cxt, "datacore qdrant modify",
+										 ALLOCSET_DEFAULT_SIZES);
+	if (st->cmd == CMD_UPDATE || st->cmd == CMD_DELETE)
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "qdrant_id");
+		if (!AttributeNumberIsValid(st->id_junk))
+			elog(ERROR, "could not find junk qdrant_id column");
+		st->wholerow_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "wholerow");
+	}
+}
+
+/* A payload key column's value as JSON. */
+static json_t *
+column_json(QdModifyState *st, QdColumn *col, Datum value)
+{
+	switch (col->typid)
+	{
+		case BOOLOID:
+			return json_boolean(DatumGetBool(value));
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			{
+				char	   *s = datum_text(value, col->typid);
+				json_t	   *num = number_json(s);
+
+				if (num == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("value \"%s\" of column \"%s\" cannot be stored in a Qdrant payload",
+									s, col->name),
+							 errdetail("JSON has no NaN or infinite numbers.")));
+				return num;
+			}
+		case JSONBOID:
+			return dc_qdrant_jsonb_to_json(DatumGetJsonbP(value), col->name);
+		case JSONOID:
+			return dc_qdrant_parse_input(TextDatumGetCString(value), col->name);
+		default:
+			return json_string(datum_text(value, col->typid));
+	}
+}
+
+static json_t *
+slot_id(QdModifyState *st, TupleTableSlot *slot, AttrNumber attno)
+{
+	bool		isnull;
+	Datum		value = slot_getattr(slot, attno, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("column \"id\" of foreign table \"%s\" must not be null",
+						st->table->relname),
+				 errdetail("Every Qdrant point needs an id: an unsigned 64-bit integer or a UUID.")));
+	return dc_qdrant_id_from_datum(value, st->table->cols[st->table->id_att - 1].typid);
+}
+
+static json_t *
+slot_vector(QdModifyState *st, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		value;
+
+	if (st->table->vector_att == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no \"vector\" column", st->table->relname),
+				 errdetail("Every Qdrant point needs a vector.")));
+	value = slot_getattr(slot, st->table->vector_att, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("column \"vector\" of foreign table \"%s\" must not be null",
+						st->table->relname)));
+	return dc_float4_array_to_json(DatumGetArrayTypeP(value), "vector");
+}
+
+/*
+ * The payload for a row: the payload column's object (or {}), with the
+ * key columns listed in "keys" (all key columns when keys is NULL) laid
+ * over it.
+ */
+static json_t *
+slot_payload(QdModifyState *st, TupleTableSlot *slot, List *keys, bool with_payload_column)
+{
+	QdTable    *t = st->table;
+	json_t	   *payload = NULL;
+	int			i;
+
+	if (with_payload_column && t->payload_att != 0)
+	{
+		bool		isnull;
+		Datum		value = slot_getattr(slot, t->payload_att, &isnull);
+
+		if (!isnull)
+		{
+			payload = dc_qdrant_jsonb_to_json(DatumGetJsonbP(value), "payload");
+			if (!json_is_object(payload))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("column \"payload\" of foreign table \"%s\" must hold a JSON object",
+								t->relname)));
+		}
+	}
+	if (payload == NULL)
+		payload = dc_json_object();
+
+	for (i = 0; i < t->natts; i++)
+	{
+		QdColumn   *col = &t->cols[i];
+		bool		isnull;
+		Datum		value;
+
+		if (col->kind != QD_COL_KEY || (keys != NIL && !list_member_int(keys, i + 1)))
+			continue;
+		value = slot_getattr(slot, i + 1, &isnull);
+		if (isnull)
+		{
+			/* INSERT leaves a NULL key out; UPDATE sets it to null */
+			if (keys != NIL)
+				json_object_set_new(payload, col->key, json_null());
+			continue;
+		}
+		json_object_set_new(payload, col->key, column_json(st, col, value));
+	}
+	return payload;
+}
+
+static json_t *
+point_from_slot(QdModifyState *st, TupleTableSlot *slot)
+{
+	json_t	   *point = dc_json_object();
+	bool		isnull;
+
+	if (st->table->id_att == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no \"id\" column", st->table->relname),
+				 errdetail("Every Qdrant point needs an id.")));
+	if (st->table->score_att != 0)
+	{
+		(void) slot_getattr(slot, st->table->score_att, &isnull);
+		if (!isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"score\" of foreign table \"%s\" is read-only",
+							st->table->relname)));
+	}
+	json_object_set_new(point, "id", slot_id(st, slot, st->table->id_att));
+	json_object_set_new(point, "vector", slot_vector(st, slot));
+	json_object_set_new(point, "payload", slot_payload(st, slot, NIL, true));
+	return point;
+}
+
+static void
+send_points(QdModifyState *st, TupleTableSlot **slots, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
+	json_t	   *points = json_array();
+	json_t	   *body = dc_json_object();
+	int			i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(points, point_from_slot(st, slots[i]));
+	json_object_set_new(body, "points", points);
+	(void) dc_qdrant_call(st->server, st->operation, "PUT",
+						  dc_qdrant_path(st->table->collection, "/points?wait=true"),
+						  body, st->table->collection);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->temp_cxt);
+}
+
+static TupleTableSlot *
+dcQdrantExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+						  TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	send_points(rinfo->ri_FdwState, &slot, 1);
+	return slot;
+}
+
+static TupleTableSlot **
+dcQdrantExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+							   TupleTableSlot **slots, TupleTableSlot **planSlots,
+							   int *numSlots)
+{
+	send_points(rinfo->ri_FdwState, slots, *numSlots);
+	return slots;
+}
+
+static int
+dcQdrantGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	QdModifyState *st = rinfo->ri_FdwState;
+
+	/* RETURNING and row triggers need each row back as it is inserted */
+	if (rinfo->ri_projectReturning != NULL ||
+		(rinfo->ri_TrigDesc && (rinfo->ri_TrigDesc->trig_insert_before_row ||
+								rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return st ? st->batch_size : get_table(rinfo->ri_RelationDesc)->batch_size;
+}
+
+static TupleTableSlot *
+dcQdrantExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+						  TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	QdModifyState *st = rinfo->ri_FdwState;
+	QdTable    *t = st->table;
+	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
+	json_t	   *id = slot_id(st, planSlot, st->id_junk);
+	bool		set_vector = false;
+	bool		set_payload = false;
+	List	   *keys = NIL;
+	ListCell   *lc;
+
+	foreach(lc, st->updated)
+	{
+		QdColumn   *col = &t->cols[lfirst_int(lc) - 1];
+
+		if (col->kind == QD_COL_VECTOR)
+			set_vector = true;
+		else if (col->kind == QD_COL_PAYLOAD)
+			set_payload = true;
+		else if (col->kind == QD_COL_KEY)
+			keys = lappend_int(keys, lfirst_int(lc));
+	}
+
+	if (set_vector)
+	{
+		json_t	   *point = dc_json_object();
+		json_t	   *points = json_array();
+		json_t	   *body = dc_json_object();
+
+		json_object_set_new(point, "id", json_copy(id));
+		json_object_set_new(point, "vector", slot_vector(st, slot));
+		json_array_append_new(points, point);
+		json_object_set_new(body, "points", points);
+		(void) dc_qdrant_call(st->server, st->operation, "PUT",
+							  dc_qdrant_path(t->collection, "/points/vectors?wait=true"),
+							  body, t->collection);
+	}
+	if (set_payload || keys != NIL)
+	{
+		json_t	   *body = dc_json_object();
+		json_t	   *points = json_array();
+
+		json_array_append_new(points, json_copy(id));
+		/* a new payload replaces the old one; key columns alone merge */
+		json_object_set_new(body, "payload",
+							slot_payload(st, slot, keys != NIL ? keys : list_make1_int(-1),
+										 set_payload));
+		json_object_set_new(body, "points", points);
+		(void) dc_qdrant_call(st->server, st->operation, set_payload ? "PUT" : "POST",
+							  dc_qdrant_path(t->collection, "/points/payload?wait=true"),
+							  body, t->collection);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->temp_cxt);
+	return slot;
+}
+
+static TupleTableSlot *
+dcQdrantExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+						  TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	QdModifyState *st = rinfo->ri_FdwState;
+	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
+	json_t	   *body = dc_json_object();
+	json_t	   *points = json_array();
+
+	json_array_append_new(points, slot_id(st, planSlot, st->id_junk));
+	json_object_set_new(body, "points", points);
+	(void) dc_qdrant_call(st->server, st->operation, "POST",
+						  dc_qdrant_path(st->table->collection, "/points/delete?wait=true"),
+						  body, st->table->collection);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->temp_cxt);
+
+	if (AttributeNumberIsValid(st->wholerow_junk))
+	{
+		bool		isnull;
+		Datum		row = ExecGetJunkAttribute(planSlot, st->wholerow_junk, &isnull);
+
+		if (!isnull)
+		{
+			HeapTupleHeader td = DatumGetHeapTupleHeader(row);
+			HeapTupleData tuple;
+
+			tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+			ItemPointerSetInvalid(&tuple.t_self);
+			tuple.t_tableOid = RelationGetRelid(rinfo->ri_RelationDesc);
+			tuple.t_data = td;
+			/* the slot keeps the tuple it is given: hand it a copy it owns */
+			ExecForceStoreHeapTuple(heap_copytuple(&tuple), slot, true);
+		}
+	}
+	return slot;
+}
+
+static void
+dcQdrantEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	QdModifyState *st = rinfo->ri_FdwState;
+
+	if (st && st->temp_cxt)
+		MemoryContextDelete(st->temp_cxt);
+}
+
+static void
+dcQdrantExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+							 List *fdw_private, int subplan_index, ExplainState *es)
+{
+	QdModifyState *st = rinfo->ri_FdwState;
+	const char *coll = st->table->collection;
+	StringInfoData buf;
+
+	if (!es->verbose)
+		return;
+	initStringInfo(&buf);
+	switch (st->cmd)
+	{
+		case CMD_INSERT:
+			appendStringInfo(&buf, "PUT %s", dc_qdrant_path(coll, "/points?wait=true"));
+			ExplainPropertyText("Qdrant Request", buf.data, es);
+			ExplainPropertyInteger("Batch Size", NULL,
+								   dcQdrantGetForeignModifyBatchSize(rinfo), es);
+			break;
+		case CMD_UPDATE:
+			{
+				bool		vec = false,
+							pay = false,
+							keys = false;
+				ListCell   *lc;
+
+				foreach(lc, st->updated)
+				{
+					QdColKind	k = st->table->cols[lfirst_int(lc) - 1].kind;
+
+					vec |= (k == QD_COL_VECTOR);
+					pay |= (k == QD_COL_PAYLOAD);
+					keys |= (k == QD_COL_KEY);
+				}
+				if (vec)
+					appendStringInfo(&buf, "PUT %s", dc_qdrant_path(coll, "/points/vectors?wait=true"));
+				if (pay || keys)
+					appendStringInfo(&buf, "%s%s %s", buf.len ? ", " : "", pay ? "PUT" : "POST",
+									 dc_qdrant_path(coll, "/points/payload?wait=true"));
+				ExplainPropertyText("Qdrant Request", buf.len ? buf.data : "(none)", es);
+				break;
+			}
+		case CMD_DELETE:
+			appendStringInfo(&buf, "POST %s", dc_qdrant_path(coll, "/points/delete?wait=true"));
+			ExplainPropertyText("Qdrant Request", buf.data, es);
+			break;
+		default:
+			break;
+	}
+}
+
+static int
+dcQdrantIsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
+}
+
+PG_FUNCTION_INFO_V1(datacore_qdrant_fdw_handler);
+
+Datum
+datacore_qdrant_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *r = makeNode(FdwRoutine);
+
+	r->GetForeignRelSize = dcQdrantGetForeignRelSize;
+	r->GetForeignPaths = dcQdrantGetForeignPaths;
+	r->GetForeignPlan = dcQdrantGetForeignPlan;
+	r->BeginForeignScan = dcQdrantBeginForeignScan;
+	r->IterateForeignScan = dcQdrantIterateForeignScan;
+	r->ReScanForeignScan = dcQdrantReScanForeignScan;
+	r->EndForeignScan = dcQdrantEndForeignScan;
+	r->ExplainForeignScan = dcQdrantExplainForeignScan;
+
+	r->AddForeignUpdateTargets = dcQdrantAddForeignUpdateTargets;
+	r->PlanForeignModify = dcQdrantPlanForeignModify;
+	r->BeginForeignModify = dcQdrantBeginForeignModify;
+	r->ExecForeignInsert = dcQdrantExecForeignInsert;
+	r->ExecForeignBatchInsert = dcQdrantExecForeignBatchInsert;
+	r->GetForeignModifyBatchSize = dcQdrantGetForeignModifyBatchSize;
+	r->ExecForeignUpdate = dcQdrantExecForeignUpdate;
+	r->ExecForeignDelete = dcQdrantExecForeignDelete;
+	r->EndForeignModify = dcQdrantEndForeignModify;
+	r->ExplainForeignModify = dcQdrantExplainForeignModify;
+	r->IsForeignRelUpdatable = dcQdrantIsForeignRelUpdatable;
+
+	PG_RETURN_POINTER(r);
+}
+
+PG_FUNCTION_INFO_V1(datacore_qdrant_similar);
+
+/*
+ * The function behind "vector @@ query".  A Qdrant foreign scan takes the
+ * condition as its similarity search; anywhere else it has no meaning.
+ */
+Datum
+datacore_qdrant_similar(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("operator @@ on real[] is only a similarity search condition on a Qdrant foreign table"),
+			 errdetail("The condition must compare the table's \"vector\" column with a query vector that does not depend on other tables, and must not be under OR or NOT."),
+			 errhint("Write: WHERE vector @@ <query vector> ORDER BY score DESC LIMIT k.")));
+	PG_RETURN_BOOL(false);
+}

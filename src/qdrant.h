@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * qdrant.h
+ *		The Qdrant client shared by the SQL functions (qdrant.c) and the
+ *		foreign-data wrapper (fdw_qdrant.c).
+ *
+ * Point ids are unsigned 64-bit integers or UUIDs.  jansson's integers are
+ * signed 64-bit, so an id above 2^63-1 travels inside jansson as a marked
+ * string and is turned back into a bare number when a request is
+ * serialized (dc_qdrant_dumps); replies are rewritten the other way before
+ * jansson parses them (dc_qdrant_parse).  Always use these two rather than
+ * the generic json.h helpers for anything that may hold an id.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATACORE_QDRANT_H
+#define DATACORE_QDRANT_H
+
+#include "datacore.h"
+#include "http.h"
+#include "json.h"
+
+/* in qdrant.c */
+extern json_t *dc_qdrant_call(DcServer *server, const char *operation,
+							  const char *method, const char *path,
+							  json_t *body, const char *collection);
+extern char *dc_qdrant_path(const char *collection, const char *suffix);
+
+extern json_t *dc_qdrant_id_from_text(const char *text);
+extern char *dc_qdrant_id_to_text(DcServer *server, const char *operation,
+								  json_t *id);
+extern json_t *dc_qdrant_id_from_datum(Datum value, Oid typid);
+
+extern char *dc_qdrant_dumps(json_t *json);
+extern json_t *dc_qdrant_parse(DcServer *server, const char *operation,
+							   const char *data, size_t len);
+extern json_t *dc_qdrant_parse_input(const char *text, const char *argname);
+extern Jsonb *dc_qdrant_json_to_jsonb(json_t *json);
+extern json_t *dc_qdrant_jsonb_to_json(Jsonb *jsonb, const char *argname);
+
+#endif							/* DATACORE_QDRANT_H */
