@@ -24,6 +24,8 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
@@ -253,7 +255,11 @@ raise_s3_error(DcServer *server, const char *operation, long status, DcS3Error *
 
 	initStringInfo(&detail);
 	if (e->message && e->message[0])
+	{
 		appendStringInfoString(&detail, e->message);
+		if (detail.data[detail.len - 1] != '.')
+			appendStringInfoChar(&detail, '.');
+	}
 	if (e->bucket && e->bucket[0])
 		appendStringInfo(&detail, "%sBucket: %s.", detail.len ? " " : "", e->bucket);
 	if (e->key && e->key[0])
@@ -507,29 +513,41 @@ dc_s3_put(DcServer *server, const char *operation, const char *bucket,
 
 /*
  * Start a GET of an object as a stream; an error status is read (up to a
- * small cap) and raised.
+ * small cap) and raised.  A 429/502/503/504 is tried again, up to the
+ * server's "retries", like dc_http_execute does for buffered requests.
  */
 DcHttpStream *
 dc_s3_open(DcServer *server, const char *operation, const char *bucket,
 		   const char *key)
 {
-	DcHttpRequest *req;
-	DcHttpStream *stream;
-	DcHttpResponse *resp;
-
 	check_name("bucket name", bucket);
 	check_name("key", key);
-	req = dc_s3_request(server, operation, "GET", bucket, key, NIL, NULL, 0, NULL);
-	stream = dc_http_open(server, req);
-	resp = dc_http_stream_response(stream);
-	if (resp->status >= 300)
+	for (int attempt = 0;; attempt++)
 	{
+		DcHttpRequest *req = dc_s3_request(server, operation, "GET", bucket, key,
+										   NIL, NULL, 0, NULL);
+		DcHttpStream *stream = dc_http_open(server, req);
+		DcHttpResponse *resp = dc_http_stream_response(stream);
+		long		ms;
+
+		if (resp->status < 300)
+			return stream;
 		while (resp->body.len < ERROR_BODY_MAX && dc_http_read(stream, &resp->body))
 			;
 		dc_http_close(stream);
-		dc_s3_raise(server, req, resp);
+		if (attempt >= server->retries ||
+			!(resp->status == 429 || resp->status == 502 ||
+			  resp->status == 503 || resp->status == 504))
+			dc_s3_raise(server, req, resp);
+
+		ms = Min(100L << Min(attempt, 6), (long) server->timeout_ms);
+		elog(DEBUG1, "datacore: retrying %s on server \"%s\" in %ld ms",
+			 operation, server->servername, ms);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
-	return stream;
 }
 
 static void
@@ -977,5 +995,21 @@ datacore_s3_create_bucket(PG_FUNCTION_ARGS)
 						body ? body : "", body ? strlen(body) : 0,
 						body ? "application/xml" : NULL);
 	execute_ok(server, req);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(datacore_s3_delete_bucket);
+
+/* Delete an empty bucket. */
+Datum
+datacore_s3_delete_bucket(PG_FUNCTION_ARGS)
+{
+	const char *op = "s3_delete_bucket";
+	char	   *bucket = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	DcServer   *server = dc_get_server(NameStr(*PG_GETARG_NAME(1)), DC_SERVICE_S3, op);
+
+	check_name("bucket name", bucket);
+	execute_ok(server, dc_s3_request(server, op, "DELETE", bucket, NULL, NIL,
+									 NULL, 0, NULL));
 	PG_RETURN_VOID();
 }

@@ -43,6 +43,10 @@ CREATE FUNCTION s3_create_bucket(bucket text, server name DEFAULT 'minio') RETUR
 	AS 'MODULE_PATHNAME', 'datacore_s3_create_bucket' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION s3_create_bucket(text, name) IS 'create a bucket';
 
+CREATE FUNCTION s3_delete_bucket(bucket text, server name DEFAULT 'minio') RETURNS void
+	AS 'MODULE_PATHNAME', 'datacore_s3_delete_bucket' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION s3_delete_bucket(text, name) IS 'delete an empty bucket';
+
 -- The signer on explicit inputs, without network; for checking it against
 -- published SigV4 test vectors.
 CREATE FUNCTION s3_sigv4_sign(method text, path text, query text, headers text[],
