@@ -61,3 +61,8 @@ CREATE FUNCTION s3_sigv4_signing_key(secret_access_key text, date text, region t
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'datacore_s3_sigv4_signing_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION s3_sigv4_signing_key(text, text, text, text) IS 'SigV4 signing key in hex (test aid)';
+
+-- Foreign tables over a bucket (and prefix): objects, or their records
+CREATE FUNCTION s3_fdw_handler() RETURNS fdw_handler
+	AS 'MODULE_PATHNAME', 'datacore_s3_fdw_handler' LANGUAGE C STRICT;
+ALTER FOREIGN DATA WRAPPER datacore_s3 HANDLER s3_fdw_handler;
