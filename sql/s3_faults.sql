@@ -1,0 +1,140 @@
+-- S3 multipart uploads (with abort on any failure) and the fault switches
+-- of the S3 front: error statuses, retries, dropped and cut connections,
+-- malformed XML, a server that never answers.
+\i test/regress/setup.psql
+\set SHOW_CONTEXT never
+SET search_path = datacore, public;
+SET client_min_messages = warning;
+
+DO $$
+BEGIN
+	PERFORM s3_delete('regress-s3-mp', key) FROM s3_list('regress-s3-mp');
+	PERFORM s3_delete_bucket('regress-s3-mp');
+EXCEPTION WHEN undefined_object THEN NULL;
+END $$;
+SELECT s3_create_bucket('regress-s3-mp');
+SELECT s3_put('regress-s3-mp', 'small.txt', 'small object');
+
+-- multipart: a body above multipart_threshold (default 16 MiB) goes up in
+-- parts of part_size (default 8 MiB), each signed with its own hash
+CREATE TEMP TABLE big AS
+	SELECT convert_to(string_agg(md5(g::text), '' ORDER BY g), 'UTF8') AS body
+	FROM generate_series(1, 557100) g;
+SELECT length(body) AS bytes, length(body) > 16 * 1024 * 1024 AS over_16mib FROM big;
+SELECT dc_test.clear_log('s3');
+SELECT s3_put('regress-s3-mp', 'big/one', body) IS NOT NULL AS put FROM big;
+SELECT l->>'method' AS method, l->'query' AS query, l->'body'->'bytes' AS bytes, l->'status' AS status,
+	   l->'headers'->>'content-type' AS content_type
+FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT md5(s3_get('regress-s3-mp', 'big/one')) = md5(body) AS same_content,
+	   (s3_head('regress-s3-mp', 'big/one')->>'size')::bigint = length(body) AS same_size FROM big;
+-- options move the threshold and the part size (5 MiB minimum each)
+ALTER SERVER minio OPTIONS (ADD multipart_threshold '5242880', ADD part_size '5242880');
+SELECT dc_test.clear_log('s3');
+SELECT s3_put('regress-s3-mp', 'big/two', substr(body, 1, 6 * 1024 * 1024)) IS NOT NULL AS put FROM big;
+SELECT l->>'method' AS method, l->'query' AS query, l->'body'->'bytes' AS bytes, l->'status' AS status
+FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT md5(s3_get('regress-s3-mp', 'big/two')) = md5(substr(body, 1, 6 * 1024 * 1024)) AS same_content FROM big;
+ALTER SERVER minio OPTIONS (SET part_size '1000');
+ALTER SERVER minio OPTIONS (DROP multipart_threshold, DROP part_size);
+
+-- A failed part aborts the upload before the error comes back.  The create
+-- is held for 1 s by a delay fault; meanwhile a background job arms a
+-- fault that fails the next request, the first part.
+CREATE FUNCTION pg_temp.fault_after(delay numeric, spec jsonb) RETURNS void
+LANGUAGE plpgsql AS $f$
+BEGIN
+	EXECUTE format('COPY (SELECT 1) TO PROGRAM %L',
+		format('(sleep %s; curl -sS --max-time 10 -X POST -H ''Content-Type: application/json'' --data-raw ''%s'' http://127.0.0.1:%s/_test/fault) </dev/null >/dev/null 2>&1 &',
+			   delay, spec::text, (SELECT port FROM dc_test.ports WHERE service = 's3')));
+END $f$;
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 1000, "times": 1}');
+SELECT pg_temp.fault_after(0.5, '{"mode": "status", "status": 500, "times": 1}');
+SELECT s3_put('regress-s3-mp', 'big/failed', body) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
+FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT s3_head('regress-s3-mp', 'big/failed') IS NULL AS no_object;
+-- S3 can report a failed completion inside a 200: that is an error too,
+-- and the upload is aborted (create and the one part held 1 s each, the
+-- fault armed during the part hits the complete)
+ALTER SERVER minio OPTIONS (ADD multipart_threshold '5242880');
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 1000, "times": 2}');
+SELECT pg_temp.fault_after(1.5, '{"mode": "status", "status": 200, "code": "InternalError", "times": 1}');
+SELECT s3_put('regress-s3-mp', 'big/late', substr(body, 1, 6 * 1024 * 1024)) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
+FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+-- a failed create leaves nothing to abort
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 503, "times": 1}');
+SELECT s3_put('regress-s3-mp', 'big/late', substr(body, 1, 6 * 1024 * 1024)) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
+FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+ALTER SERVER minio OPTIONS (DROP multipart_threshold);
+SELECT s3_head('regress-s3-mp', 'big/late') IS NULL AS no_object;
+DROP TABLE big;
+
+-- error statuses carry the S3 code
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 500, "times": 1}');
+SELECT s3_get_text('regress-s3-mp', 'small.txt');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 503, "times": 1}');
+SELECT s3_head('regress-s3-mp', 'small.txt');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 404, "code": "NoSuchBucket", "times": 1}');
+SELECT s3_put('regress-s3-mp', 'x', 'x'::text);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 403, "times": 1}');
+SELECT s3_delete('regress-s3-mp', 'small.txt');
+\echo :LAST_ERROR_SQLSTATE
+-- a non-S3 error body is shown as it came
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 502, "body": "<html>bad gateway</html>", "times": 1}');
+SELECT s3_get('regress-s3-mp', 'small.txt');
+\echo :LAST_ERROR_SQLSTATE
+
+-- with retries, 503 SlowDown is tried again
+ALTER SERVER minio OPTIONS (ADD retries '2');
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 503, "times": 2, "retry_after": 0}');
+SELECT s3_get_text('regress-s3-mp', 'small.txt');
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 503, "times": 2, "retry_after": 0}');
+SELECT s3_put('regress-s3-mp', 'retried', 'retried'::text) = md5('retried') AS put_after_retries;
+SELECT l->>'method' AS method, l->'status' AS status FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+ALTER SERVER minio OPTIONS (DROP retries);
+
+-- broken connections and replies
+-- (libcurl quietly retries a request whose reused keep-alive connection
+-- was closed, so the fault drops two connections in a row)
+SELECT dc_test.fault('s3', '{"mode": "drop", "times": 2}');
+SELECT s3_get('regress-s3-mp', 'small.txt');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('s3', '{"mode": "drop", "times": 2}');
+SELECT s3_put('regress-s3-mp', 'dropped', 'x'::text);
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('s3', NULL);
+SELECT s3_head('regress-s3-mp', 'dropped') IS NULL AS not_stored;
+SELECT dc_test.fault('s3', '{"mode": "truncate", "times": 1}');
+SELECT s3_get('regress-s3-mp', 'small.txt');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('s3', '{"mode": "malformed", "times": 1}');
+SELECT * FROM s3_list('regress-s3-mp');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('s3', '{"mode": "hang"}');
+SELECT clock_timestamp() AS t0 \gset
+SET statement_timeout = '500ms';
+SELECT s3_get('regress-s3-mp', 'small.txt');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '2 seconds' AS ended_promptly;
+SELECT dc_test.fault('s3', NULL);
+SELECT s3_get_text('regress-s3-mp', 'small.txt');
+
+DO $$
+BEGIN
+	PERFORM s3_delete('regress-s3-mp', key) FROM s3_list('regress-s3-mp');
+END $$;
+SELECT s3_delete_bucket('regress-s3-mp');
