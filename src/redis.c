@@ -328,18 +328,18 @@ push(FunctionCallInfo fcinfo, const char *command, const char *op)
 		int			n,
 					i;
 
-		arr = DatumGetArrayTypeP(PointerGetDatum(arg_varlena(fcinfo, 1, "values")));
+		arr = DatumGetArrayTypeP(PointerGetDatum(arg_varlena(fcinfo, 1, "elements")));
 		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 		if (n == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("values must not be empty")));
+					 errmsg("elements must not be empty")));
 		for (i = 0; i < n; i++)
 		{
 			if (nulls[i])
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("values must not contain nulls")));
+						 errmsg("elements must not contain nulls")));
 			dc_redis_arg_text(cmd, DatumGetTextPP(elems[i]));
 		}
 	}

@@ -41,13 +41,13 @@ CREATE FUNCTION redis_lpush(key text, value text, server name DEFAULT 'redis') R
 	AS 'MODULE_PATHNAME', 'datacore_redis_lpush' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION redis_lpush(key text, value bytea, server name DEFAULT 'redis') RETURNS bigint
 	AS 'MODULE_PATHNAME', 'datacore_redis_lpush' LANGUAGE C STRICT VOLATILE;
-CREATE FUNCTION redis_lpush(key text, values text[], server name DEFAULT 'redis') RETURNS bigint
+CREATE FUNCTION redis_lpush(key text, elements text[], server name DEFAULT 'redis') RETURNS bigint
 	AS 'MODULE_PATHNAME', 'datacore_redis_lpush' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION redis_rpush(key text, value text, server name DEFAULT 'redis') RETURNS bigint
 	AS 'MODULE_PATHNAME', 'datacore_redis_rpush' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION redis_rpush(key text, value bytea, server name DEFAULT 'redis') RETURNS bigint
 	AS 'MODULE_PATHNAME', 'datacore_redis_rpush' LANGUAGE C STRICT VOLATILE;
-CREATE FUNCTION redis_rpush(key text, values text[], server name DEFAULT 'redis') RETURNS bigint
+CREATE FUNCTION redis_rpush(key text, elements text[], server name DEFAULT 'redis') RETURNS bigint
 	AS 'MODULE_PATHNAME', 'datacore_redis_rpush' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION redis_lpop(key text, server name DEFAULT 'redis') RETURNS text
 	AS 'MODULE_PATHNAME', 'datacore_redis_lpop' LANGUAGE C STRICT VOLATILE;
@@ -83,3 +83,7 @@ CREATE FUNCTION redis_publish(channel text, message bytea, server name DEFAULT '
 CREATE FUNCTION redis_command(args text[], server name DEFAULT 'redis') RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'datacore_redis_command' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION redis_command(text[], name) IS 'any Redis command; the reply as jsonb';
+
+CREATE FUNCTION redis_fdw_handler() RETURNS fdw_handler
+	AS 'MODULE_PATHNAME', 'datacore_redis_fdw_handler' LANGUAGE C STRICT;
+ALTER FOREIGN DATA WRAPPER datacore_redis HANDLER redis_fdw_handler;
