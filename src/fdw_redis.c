@@ -1188,7 +1188,7 @@ duplicate(RedisModifyState *ms, const char *what, const char *key)
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("%s already exists in redis server \"%s\"", what, ms->server->servername),
 			 errdetail_internal("Key: %s", key),
-			 errhint("INSERT never overwrites; use UPDATE to change an existing entry.")));
+			 errhint("INSERT and key changes never overwrite an existing entry; delete it first.")));
 }
 
 /* Apply the row's ttl column to a key: PEXPIRE, or PERSIST when NULL. */
