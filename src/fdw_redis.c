@@ -1,0 +1,1605 @@
+/*-------------------------------------------------------------------------
+ *
+ * fdw_redis.c
+ *		Foreign-data wrapper datacore_redis: a Redis keyspace as a table.
+ *
+ * A foreign table covers the keys of one Redis type (option table_type:
+ * string, hash, list, set, zset) under an optional key_prefix; the key
+ * column shows the key without the prefix.  Columns are found by name:
+ *
+ *	string	key, value, ttl					one row per key
+ *	hash	key, field, value, ttl			one row per field
+ *	hash	key, value (json/jsonb), ttl	one row per key, the hash as an object
+ *	list	key, value, ttl					one row per element
+ *	set		key, member, ttl				one row per member
+ *	zset	key, member, score, ttl			one row per member
+ *
+ * ttl (interval) is the key's remaining time to live, NULL when persistent.
+ *
+ * Scans: "key = expr" and "key = ANY(array)" read exactly those keys;
+ * otherwise SCAN walks the keyspace (MATCH on the prefix, plus the literal
+ * prefix of a "key LIKE 'abc%'" condition, and TYPE), never KEYS.  Each
+ * round trip carries the reads for one SCAN page pipelined with the next
+ * SCAN call, so memory is bounded by one batch (scan_count keys).  All
+ * conditions are still checked locally.
+ *
+ * Writes (INSERT/UPDATE/DELETE, RETURNING) identify the old row by a
+ * whole-row junk column, so no hidden key needs to be carried.  Redis has
+ * no rollback: a write is done when the statement sends it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/appendinfo.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "json.h"
+#include "redis.h"
+
+#define OID_TEXT_EQ_OP		98	/* text = text */
+#define OID_TEXT_LIKE_OP_	1209	/* text ~~ text */
+
+typedef enum TableType
+{
+	TT_STRING,
+	TT_HASH,
+	TT_LIST,
+	TT_SET,
+	TT_ZSET
+} TableType;
+
+static const char *const type_names[] = {"string", "hash", "list", "set", "zset"};
+static const char *const read_names[] = {"GET", "HGETALL", "LRANGE", "SMEMBERS", "ZRANGE"};
+
+/* What a scan reads: keys given by the query, or a SCAN of the keyspace. */
+typedef enum ScanMode
+{
+	SCAN_KEYSPACE,
+	SCAN_KEY_EQ,
+	SCAN_KEY_ANY
+} ScanMode;
+
+/* Column roles, found by name. */
+typedef struct TableInfo
+{
+	Oid			serverid;
+	TableType	type;
+	char	   *prefix;
+	int			scan_count;
+	int			natts;
+	AttrNumber	key_att;		/* 1-based, 0 when absent */
+	AttrNumber	value_att;
+	AttrNumber	field_att;
+	AttrNumber	member_att;
+	AttrNumber	score_att;
+	AttrNumber	ttl_att;
+	bool		whole_hash;		/* hash table without a field column */
+} TableInfo;
+
+/* Per-column conversion between Redis strings and Datums. */
+typedef struct ColConv
+{
+	Oid			typid;
+	FmgrInfo	in;
+	Oid			ioparam;
+	int32		typmod;
+	FmgrInfo	out;
+} ColConv;
+
+typedef struct RedisScanState
+{
+	DcServer   *server;
+	TableInfo	info;
+	ColConv    *conv;
+	ScanMode	mode;
+	char	   *match;			/* SCAN MATCH pattern */
+	ExprState  *key_expr;		/* SCAN_KEY_EQ / _ANY */
+	bool		need_values;	/* read values, not only keys */
+	bool		need_ttl;
+
+	/* keys to read */
+	bool		started;
+	bool		done;
+	char	   *cursor;			/* SCAN cursor; "0" ends */
+	int			npending;		/* keys from the last SCAN page / key list */
+	char	  **pending;
+	size_t	   *pending_len;
+	int			next_key;		/* key-list mode: next index in pending */
+
+	/* rows of the current batch */
+	MemoryContext batch_cxt[2];
+	int			round;
+	int			nrows;
+	int			next_row;
+	Datum	  **row_values;
+	bool	  **row_nulls;
+	int			maxrows;
+} RedisScanState;
+
+typedef struct RedisModifyState
+{
+	DcServer   *server;
+	TableInfo	info;
+	ColConv    *conv;
+	AttrNumber	wholerow_att;	/* junk column in the subplan, UPDATE/DELETE */
+	TupleDesc	tupdesc;
+	char	   *relname;
+	MemoryContext temp_cxt;
+} RedisModifyState;
+
+/* ---------------------------------------------------------------------
+ * Table description
+ * --------------------------------------------------------------------- */
+
+static void
+table_error(Relation rel, const char *msg, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
+			 errmsg("foreign table \"%s\" %s", RelationGetRelationName(rel), msg),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/*
+ * Read the table's options and find its columns by name; a column that
+ * the table type has no use for is an error, so typos surface at once.
+ */
+static void
+table_info(Relation rel, TableInfo *info)
+{
+	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
+	TupleDesc	desc = RelationGetDescr(rel);
+	const char *tt = dc_option_from_list(ft->options, "table_type");
+	const char *sc = dc_option_from_list(ft->options, "scan_count");
+	const char *valid;
+	int			i;
+
+	memset(info, 0, sizeof(TableInfo));
+	info->serverid = ft->serverid;
+	info->type = TT_STRING;
+	for (i = 0; tt && i < lengthof(type_names); i++)
+		if (strcmp(tt, type_names[i]) == 0)
+			info->type = (TableType) i;
+	info->prefix = pstrdup(dc_option_from_list(ft->options, "key_prefix") ?
+						   dc_option_from_list(ft->options, "key_prefix") : "");
+	info->scan_count = sc ? atoi(sc) : 1000;
+	info->natts = desc->natts;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		AttrNumber	attno = i + 1;
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(name, "key") == 0)
+			info->key_att = attno;
+		else if (strcmp(name, "value") == 0)
+			info->value_att = attno;
+		else if (strcmp(name, "field") == 0 && info->type == TT_HASH)
+			info->field_att = attno;
+		else if (strcmp(name, "member") == 0 &&
+				 (info->type == TT_SET || info->type == TT_ZSET))
+			info->member_att = attno;
+		else if (strcmp(name, "score") == 0 && info->type == TT_ZSET)
+			info->score_att = attno;
+		else if (strcmp(name, "ttl") == 0)
+		{
+			if (att->atttypid != INTERVALOID)
+				table_error(rel, "has a column \"ttl\" that is not of type interval", NULL);
+			info->ttl_att = attno;
+		}
+		else
+		{
+			switch (info->type)
+			{
+				case TT_STRING:
+				case TT_LIST:
+					valid = "key, value, ttl";
+					break;
+				case TT_HASH:
+					valid = "key, field, value, ttl";
+					break;
+				case TT_SET:
+					valid = "key, member, ttl";
+					break;
+				default:
+					valid = "key, member, score, ttl";
+					break;
+			}
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
+					 errmsg("foreign table \"%s\" has a column \"%s\" that table_type %s does not provide",
+							RelationGetRelationName(rel), name, type_names[info->type]),
+					 errhint("Columns are found by name; valid names are: %s.", valid)));
+		}
+	}
+
+	if (info->key_att == 0)
+		table_error(rel, "has no column \"key\"", "Every datacore_redis table needs a column named \"key\".");
+	if (TupleDescAttr(desc, info->key_att - 1)->atttypid != TEXTOID &&
+		TupleDescAttr(desc, info->key_att - 1)->atttypid != BYTEAOID)
+		table_error(rel, "has a column \"key\" that is neither text nor bytea", NULL);
+	if ((info->type == TT_SET || info->type == TT_ZSET) && info->value_att)
+		table_error(rel, "has a column \"value\"", "Members of sets and sorted sets are in a column named \"member\".");
+	if (info->type == TT_HASH && info->field_att == 0)
+	{
+		info->whole_hash = true;
+		if (info->value_att &&
+			TupleDescAttr(desc, info->value_att - 1)->atttypid != JSONBOID &&
+			TupleDescAttr(desc, info->value_att - 1)->atttypid != JSONOID)
+			table_error(rel, "of table_type hash needs a column \"field\" or a json/jsonb column \"value\"",
+						"Declare (key text, field text, value text) for a row per field, or (key text, value jsonb) for a row per hash.");
+	}
+}
+
+static ColConv *
+make_conv(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	ColConv    *conv = palloc0(sizeof(ColConv) * desc->natts);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			func;
+		bool		isvarlena;
+
+		if (att->attisdropped)
+			continue;
+		conv[i].typid = att->atttypid;
+		conv[i].typmod = att->atttypmod;
+		getTypeInputInfo(att->atttypid, &func, &conv[i].ioparam);
+		fmgr_info(func, &conv[i].in);
+		getTypeOutputInfo(att->atttypid, &func, &isvarlena);
+		fmgr_info(func, &conv[i].out);
+	}
+	return conv;
+}
+
+/* A Redis string as a Datum of column attno. */
+static Datum
+to_datum(ColConv *conv, AttrNumber attno, const char *data, size_t len)
+{
+	ColConv    *c = &conv[attno - 1];
+
+	if (c->typid == BYTEAOID)
+	{
+		bytea	   *b = palloc(VARHDRSZ + len);
+
+		SET_VARSIZE(b, VARHDRSZ + len);
+		memcpy(VARDATA(b), data, len);
+		return PointerGetDatum(b);
+	}
+	pg_verify_mbstr(GetDatabaseEncoding(), data, len, false);
+	if (c->typid == TEXTOID)
+		return PointerGetDatum(cstring_to_text_with_len(data, len));
+	return InputFunctionCall(&c->in, pnstrdup(data, len), c->ioparam, c->typmod);
+}
+
+/* A Datum of column attno as Redis bytes. */
+static char *
+from_datum(ColConv *conv, AttrNumber attno, Datum d, size_t *len)
+{
+	ColConv    *c = &conv[attno - 1];
+	char	   *s;
+
+	if (c->typid == BYTEAOID || c->typid == TEXTOID)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		*len = VARSIZE_ANY_EXHDR(t);
+		return VARDATA_ANY(t);
+	}
+	s = OutputFunctionCall(&c->out, d);
+	*len = strlen(s);
+	return s;
+}
+
+/* ---------------------------------------------------------------------
+ * Planning
+ * --------------------------------------------------------------------- */
+
+static bool
+is_key_var(Node *node, RelOptInfo *baserel, AttrNumber key_att)
+{
+	if (node && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return node && IsA(node, Var) &&
+		((Var *) node)->varno == baserel->relid &&
+		((Var *) node)->varattno == key_att &&
+		((Var *) node)->varlevelsup == 0;
+}
+
+/* An expression the executor can compute once before the scan. */
+static bool
+is_scan_constant(Node *node)
+{
+	return node && (IsA(node, Const) || IsA(node, Param)) &&
+		!contain_volatile_functions(node);
+}
+
+/*
+ * The literal start of a LIKE pattern (up to the first wildcard, with
+ * backslash escapes resolved), as a SCAN glob: glob specials escaped.
+ */
+static char *
+like_prefix_glob(const char *pattern)
+{
+	StringInfoData buf;
+	const char *p;
+
+	initStringInfo(&buf);
+	for (p = pattern; *p && *p != '%' && *p != '_'; p++)
+	{
+		if (*p == '\\')
+		{
+			p++;
+			if (*p == '\0')
+				break;
+		}
+		if (strchr("*?[]\\", *p))
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	return buf.data;
+}
+
+static char *
+glob_escape(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (; *s; s++)
+	{
+		if (strchr("*?[]\\", *s))
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *s);
+	}
+	return buf.data;
+}
+
+/*
+ * Plan-time analysis kept in baserel->fdw_private:
+ * list(mode, match pattern, key expression, need_values, need_ttl, rows).
+ */
+static void
+dcRedisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	Relation	rel = table_open(foreigntableid, NoLock);
+	TableInfo	info;
+	ListCell   *lc;
+	ScanMode	mode = SCAN_KEYSPACE;
+	Node	   *key_expr = NULL;
+	char	   *like = NULL;
+	Bitmapset  *attrs = NULL;
+	bool		need_values;
+	bool		need_ttl;
+	double		rows = 1000;
+	int			offset = FirstLowInvalidHeapAttributeNumber;
+
+	table_info(rel, &info);
+	table_close(rel, NoLock);
+
+	foreach(lc, baserel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		Expr	   *clause = ri->clause;
+
+		if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2)
+		{
+			OpExpr	   *op = (OpExpr *) clause;
+			Node	   *l = linitial(op->args);
+			Node	   *r = lsecond(op->args);
+
+			if (op->opno == OID_TEXT_EQ_OP && mode != SCAN_KEY_EQ)
+			{
+				if (is_key_var(r, baserel, info.key_att))
+				{
+					Node	   *t = l;
+
+					l = r;
+					r = t;
+				}
+				if (is_key_var(l, baserel, info.key_att) && is_scan_constant(r))
+				{
+					mode = SCAN_KEY_EQ;
+					key_expr = r;
+				}
+			}
+			else if (op->opno == OID_TEXT_LIKE_OP_ && mode == SCAN_KEYSPACE &&
+					 is_key_var(l, baserel, info.key_att) && IsA(r, Const) &&
+					 !((Const *) r)->constisnull)
+			{
+				char	   *p = like_prefix_glob(TextDatumGetCString(((Const *) r)->constvalue));
+
+				if (like == NULL || strlen(p) > strlen(like))
+					like = p;
+			}
+		}
+		else if (IsA(clause, ScalarArrayOpExpr) && mode == SCAN_KEYSPACE)
+		{
+			ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) clause;
+
+			if (sa->useOr && sa->opno == OID_TEXT_EQ_OP &&
+				is_key_var(linitial(sa->args), baserel, info.key_att) &&
+				is_scan_constant(lsecond(sa->args)))
+			{
+				mode = SCAN_KEY_ANY;
+				key_expr = lsecond(sa->args);
+			}
+		}
+	}
+
+	/* which columns are read decides whether values are fetched at all */
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	foreach(lc, baserel->baserestrictinfo)
+		pull_varattnos((Node *) lfirst_node(RestrictInfo, lc)->clause, baserel->relid, &attrs);
+	if (bms_is_member(0 - offset, attrs))
+	{
+		need_values = true;
+		need_ttl = info.ttl_att != 0;
+	}
+	else
+	{
+		need_ttl = info.ttl_att && bms_is_member(info.ttl_att - offset, attrs);
+		need_values = info.type != TT_STRING ||
+			(info.value_att && bms_is_member(info.value_att - offset, attrs));
+	}
+
+	if (mode == SCAN_KEY_EQ)
+		rows = 1;
+	else if (mode == SCAN_KEY_ANY)
+	{
+		Node	   *arr = key_expr;
+
+		rows = 10;
+		if (IsA(arr, Const) && !((Const *) arr)->constisnull)
+			rows = ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(((Const *) arr)->constvalue)),
+								  ARR_DIMS(DatumGetArrayTypeP(((Const *) arr)->constvalue)));
+	}
+	else if (like)
+		rows = 100;
+	if (info.type != TT_STRING && !info.whole_hash)
+		rows *= 10;
+	baserel->rows = clamp_row_est(rows);
+
+	baserel->fdw_private = list_make5(makeInteger(mode),
+									  makeString(psprintf("%s%s*", glob_escape(info.prefix),
+														  like ? like : "")),
+									  key_expr,
+									  makeInteger(need_values),
+									  makeInteger(need_ttl));
+}
+
+static void
+dcRedisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	ScanMode	mode = intVal(linitial(baserel->fdw_private));
+	Cost		startup = 10;
+	Cost		total;
+
+	/* a key list costs a round trip; a keyspace scan one per page */
+	total = startup + baserel->rows * (mode == SCAN_KEYSPACE ? 0.05 : 0.01);
+#if PG_VERSION_NUM >= 180000
+	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, baserel->rows,
+													   0, startup, total, NIL, NULL, NULL,
+													   NIL, NIL));
+#elif PG_VERSION_NUM >= 170000
+	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, baserel->rows,
+													   startup, total, NIL, NULL, NULL,
+													   NIL, NIL));
+#else
+	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, baserel->rows,
+													   startup, total, NIL, NULL, NULL,
+													   NIL));
+#endif
+}
+
+static ForeignScan *
+dcRedisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					  ForeignPath *best_path, List *tlist, List *scan_clauses,
+					  Plan *outer_plan)
+{
+	List	   *priv = baserel->fdw_private;
+	Node	   *key_expr = lthird(priv);
+	List	   *fdw_exprs = NIL;
+	List	   *fdw_private;
+
+	/* every condition is rechecked locally; pushdown only narrows reads */
+	scan_clauses = extract_actual_clauses(scan_clauses, false);
+	if (key_expr)
+		fdw_exprs = list_make1(key_expr);
+	fdw_private = list_make4(linitial(priv), lsecond(priv), lfourth(priv),
+							 list_nth(priv, 4));
+	return make_foreignscan(tlist, scan_clauses, baserel->relid, fdw_exprs,
+							fdw_private, NIL, NIL, outer_plan);
+}
+
+/* ---------------------------------------------------------------------
+ * Scanning
+ * --------------------------------------------------------------------- */
+
+static Oid
+scan_user(ForeignScanState *node)
+{
+#if PG_VERSION_NUM >= 160000
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+
+	return OidIsValid(fsplan->checkAsUser) ? fsplan->checkAsUser : GetUserId();
+#else
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	RangeTblEntry *rte = exec_rt_fetch(fsplan->scan.scanrelid, node->ss.ps.state);
+
+	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+}
+
+static void
+dcRedisBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	Relation	rel = node->ss.ss_currentRelation;
+	RedisScanState  *st = palloc0(sizeof(RedisScanState));
+
+	node->fdw_state = st;
+	table_info(rel, &st->info);
+	st->mode = intVal(linitial(fsplan->fdw_private));
+	st->match = strVal(lsecond(fsplan->fdw_private));
+	st->need_values = intVal(lthird(fsplan->fdw_private));
+	st->need_ttl = intVal(lfourth(fsplan->fdw_private));
+	if (fsplan->fdw_exprs)
+		st->key_expr = ExecInitExpr(linitial(fsplan->fdw_exprs), (PlanState *) node);
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	st->server = dc_get_server_by_oid(st->info.serverid, scan_user(node),
+									  DC_SERVICE_REDIS, "a scan of a redis foreign table");
+	st->conv = make_conv(rel);
+	st->batch_cxt[0] = AllocSetContextCreate(CurrentMemoryContext, "datacore redis batch",
+											 ALLOCSET_DEFAULT_SIZES);
+	st->batch_cxt[1] = AllocSetContextCreate(CurrentMemoryContext, "datacore redis batch",
+											 ALLOCSET_DEFAULT_SIZES);
+}
+
+/* Prefix + key as a NUL-terminated string of known length. */
+static char *
+full_key(TableInfo *info, const char *key, size_t keylen, size_t *len)
+{
+	size_t		plen = strlen(info->prefix);
+	char	   *k = palloc(plen + keylen + 1);
+
+	memcpy(k, info->prefix, plen);
+	memcpy(k + plen, key, keylen);
+	k[plen + keylen] = '\0';
+	*len = plen + keylen;
+	return k;
+}
+
+/* Evaluate the pushed-down key expression into the pending key list. */
+static void
+load_key_list(ForeignScanState *node, RedisScanState *st)
+{
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	bool		isnull;
+	Datum		d = ExecEvalExpr(st->key_expr, econtext, &isnull);
+	MemoryContext old = MemoryContextSwitchTo(node->ss.ps.state->es_query_cxt);
+
+	st->npending = 0;
+	if (!isnull && st->mode == SCAN_KEY_EQ)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		st->pending = palloc(sizeof(char *));
+		st->pending_len = palloc(sizeof(size_t));
+		st->pending[0] = full_key(&st->info, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
+								  &st->pending_len[0]);
+		st->npending = 1;
+	}
+	else if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n,
+					i;
+
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+		st->pending = palloc(sizeof(char *) * Max(n, 1));
+		st->pending_len = palloc(sizeof(size_t) * Max(n, 1));
+		for (i = 0; i < n; i++)
+		{
+			text	   *t;
+
+			if (nulls[i])
+				continue;
+			t = DatumGetTextPP(elems[i]);
+			st->pending[st->npending] = full_key(&st->info, VARDATA_ANY(t),
+												 VARSIZE_ANY_EXHDR(t),
+												 &st->pending_len[st->npending]);
+			st->npending++;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	st->next_key = 0;
+}
+
+static void
+add_row(RedisScanState *st, Datum *values, bool *nulls)
+{
+	int			natts = st->info.natts;
+
+	if (st->nrows == st->maxrows)
+	{
+		st->maxrows = Max(64, st->maxrows * 2);
+		if (st->row_values)
+		{
+			st->row_values = repalloc(st->row_values, sizeof(Datum *) * st->maxrows);
+			st->row_nulls = repalloc(st->row_nulls, sizeof(bool *) * st->maxrows);
+		}
+		else
+		{
+			st->row_values = palloc(sizeof(Datum *) * st->maxrows);
+			st->row_nulls = palloc(sizeof(bool *) * st->maxrows);
+		}
+	}
+	st->row_values[st->nrows] = palloc(sizeof(Datum) * natts);
+	st->row_nulls[st->nrows] = palloc(sizeof(bool) * natts);
+	memcpy(st->row_values[st->nrows], values, sizeof(Datum) * natts);
+	memcpy(st->row_nulls[st->nrows], nulls, sizeof(bool) * natts);
+	st->nrows++;
+}
+
+/* The read command for one key of this table type. */
+static DcRedisCmd *
+read_cmd(RedisScanState *st, const char *key, size_t len)
+{
+	DcRedisCmd *cmd;
+
+	switch (st->info.type)
+	{
+		case TT_STRING:
+			cmd = dc_redis_cmd("GET");
+			break;
+		case TT_HASH:
+			cmd = dc_redis_cmd("HGETALL");
+			break;
+		case TT_LIST:
+			cmd = dc_redis_cmd("LRANGE");
+			break;
+		case TT_SET:
+			cmd = dc_redis_cmd("SMEMBERS");
+			break;
+		default:
+			cmd = dc_redis_cmd("ZRANGE");
+			break;
+	}
+	dc_redis_arg(cmd, key, len);
+	if (st->info.type == TT_LIST || st->info.type == TT_ZSET)
+	{
+		dc_redis_arg_str(cmd, "0");
+		dc_redis_arg_str(cmd, "-1");
+	}
+	if (st->info.type == TT_ZSET)
+		dc_redis_arg_str(cmd, "WITHSCORES");
+	return cmd;
+}
+
+static void
+check_array(RedisScanState *st, redisReply *r, int step)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % step != 0)
+		dc_redis_unexpected(st->server, "a scan of a redis foreign table", r);
+}
+
+/*
+ * Turn the replies for one key into rows.  value is the read reply (NULL
+ * when values are not needed), ttl the PTTL reply (or NULL).
+ */
+static void
+key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
+		 redisReply *ttl)
+{
+	TableInfo  *info = &st->info;
+	int			natts = info->natts;
+	Datum	   *values = palloc0(sizeof(Datum) * natts);
+	bool	   *nulls = palloc(sizeof(bool) * natts);
+	size_t		plen = strlen(info->prefix);
+	size_t		i;
+	const char *op = "a scan of a redis foreign table";
+
+	memset(nulls, true, sizeof(bool) * natts);
+	if (value)
+	{
+		if (value->type == REDIS_REPLY_ERROR)
+			dc_redis_raise_reply(st->server, op, value);
+		/* the key vanished between SCAN and the read */
+		if (value->type == REDIS_REPLY_NIL ||
+			(value->type == REDIS_REPLY_ARRAY && value->elements == 0))
+			return;
+	}
+	values[info->key_att - 1] = to_datum(st->conv, info->key_att, key + plen, keylen - plen);
+	nulls[info->key_att - 1] = false;
+	if (ttl && info->ttl_att)
+	{
+		if (ttl->type == REDIS_REPLY_ERROR)
+			dc_redis_raise_reply(st->server, op, ttl);
+		if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer >= 0)
+		{
+			Interval   *iv = palloc0(sizeof(Interval));
+
+			iv->time = ttl->integer * 1000;
+			values[info->ttl_att - 1] = IntervalPGetDatum(iv);
+			nulls[info->ttl_att - 1] = false;
+		}
+		else if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2)
+			return;				/* expired meanwhile */
+	}
+
+	if (value == NULL)
+	{
+		add_row(st, values, nulls);
+		return;
+	}
+
+	switch (info->type)
+	{
+		case TT_STRING:
+			if (value->type != REDIS_REPLY_STRING)
+				dc_redis_unexpected(st->server, op, value);
+			if (info->value_att)
+			{
+				values[info->value_att - 1] = to_datum(st->conv, info->value_att,
+													   value->str, value->len);
+				nulls[info->value_att - 1] = false;
+			}
+			add_row(st, values, nulls);
+			break;
+		case TT_HASH:
+			check_array(st, value, 2);
+			if (info->whole_hash)
+			{
+				json_t	   *obj = dc_json_object();
+
+				for (i = 0; i < value->elements; i += 2)
+				{
+					redisReply *f = value->element[i];
+					redisReply *v = value->element[i + 1];
+
+					pg_verify_mbstr(PG_UTF8, f->str, f->len, false);
+					pg_verify_mbstr(PG_UTF8, v->str, v->len, false);
+					json_object_set_new(obj, pnstrdup(f->str, f->len),
+										json_stringn(v->str, v->len));
+				}
+				if (info->value_att)
+				{
+					char	   *s = dc_json_dumps(obj);
+
+					values[info->value_att - 1] = to_datum(st->conv, info->value_att, s, strlen(s));
+					nulls[info->value_att - 1] = false;
+				}
+				add_row(st, values, nulls);
+				break;
+			}
+			for (i = 0; i < value->elements; i += 2)
+			{
+				redisReply *f = value->element[i];
+				redisReply *v = value->element[i + 1];
+
+				values[info->field_att - 1] = to_datum(st->conv, info->field_att, f->str, f->len);
+				nulls[info->field_att - 1] = false;
+				if (info->value_att)
+				{
+					values[info->value_att - 1] = to_datum(st->conv, info->value_att, v->str, v->len);
+					nulls[info->value_att - 1] = false;
+				}
+				add_row(st, values, nulls);
+			}
+			break;
+		case TT_LIST:
+		case TT_SET:
+			check_array(st, value, 1);
+			for (i = 0; i < value->elements; i++)
+			{
+				redisReply *e = value->element[i];
+				AttrNumber	att = info->type == TT_LIST ? info->value_att : info->member_att;
+
+				if (att)
+				{
+					values[att - 1] = to_datum(st->conv, att, e->str, e->len);
+					nulls[att - 1] = false;
+				}
+				add_row(st, values, nulls);
+			}
+			break;
+		case TT_ZSET:
+			check_array(st, value, 2);
+			for (i = 0; i < value->elements; i += 2)
+			{
+				redisReply *m = value->element[i];
+				redisReply *s = value->element[i + 1];
+
+				if (info->member_att)
+				{
+					values[info->member_att - 1] = to_datum(st->conv, info->member_att, m->str, m->len);
+					nulls[info->member_att - 1] = false;
+				}
+				if (info->score_att)
+				{
+					values[info->score_att - 1] = to_datum(st->conv, info->score_att, s->str, s->len);
+					nulls[info->score_att - 1] = false;
+				}
+				add_row(st, values, nulls);
+			}
+			break;
+	}
+}
+
+/*
+ * One round trip: the reads for the pending keys, pipelined with the next
+ * SCAN call when the keyspace is being walked.  Fills the batch rows.
+ */
+static void
+fetch_batch(ForeignScanState *node, RedisScanState *st)
+{
+	MemoryContext cxt = st->batch_cxt[st->round++ % 2];
+	MemoryContext old;
+	int			nkeys;
+	int			first;
+	int			per_key = (st->need_values ? 1 : 0) + (st->need_ttl ? 1 : 0);
+	bool		do_scan;
+	DcRedisCmd **cmds;
+	redisReply **replies;
+	int			ncmds = 0;
+	int			i;
+	const char *op = "a scan of a redis foreign table";
+
+	/* the other context holds the pending keys from the last SCAN page */
+	MemoryContextReset(cxt);
+	old = MemoryContextSwitchTo(cxt);
+	st->nrows = 0;
+	st->next_row = 0;
+	st->maxrows = 0;
+	st->row_values = NULL;
+	st->row_nulls = NULL;
+
+	if (st->mode == SCAN_KEYSPACE)
+	{
+		first = 0;
+		nkeys = st->npending;
+		do_scan = !st->started || strcmp(st->cursor, "0") != 0;
+	}
+	else
+	{
+		first = st->next_key;
+		nkeys = Min(st->npending - first, st->info.scan_count);
+		st->next_key += nkeys;
+		do_scan = false;
+	}
+	st->started = true;
+
+	cmds = palloc(sizeof(DcRedisCmd *) * (nkeys * Max(per_key, 1) + 1));
+	replies = palloc(sizeof(redisReply *) * (nkeys * Max(per_key, 1) + 1));
+	/* a key list must be checked for existence even when only keys are read */
+	if (st->mode != SCAN_KEYSPACE && per_key == 0)
+		per_key = -1;
+	for (i = first; i < first + nkeys; i++)
+	{
+		if (per_key == -1)
+		{
+			cmds[ncmds] = dc_redis_cmd("TYPE");
+			dc_redis_arg(cmds[ncmds++], st->pending[i], st->pending_len[i]);
+		}
+		if (st->need_values)
+			cmds[ncmds++] = read_cmd(st, st->pending[i], st->pending_len[i]);
+		if (st->need_ttl)
+		{
+			cmds[ncmds] = dc_redis_cmd("PTTL");
+			dc_redis_arg(cmds[ncmds++], st->pending[i], st->pending_len[i]);
+		}
+	}
+	if (do_scan)
+	{
+		cmds[ncmds] = dc_redis_cmd("SCAN");
+		dc_redis_arg_str(cmds[ncmds], st->started && st->cursor ? st->cursor : "0");
+		dc_redis_arg_str(cmds[ncmds], "MATCH");
+		dc_redis_arg_str(cmds[ncmds], st->match);
+		dc_redis_arg_str(cmds[ncmds], "COUNT");
+		dc_redis_arg_int64(cmds[ncmds], st->info.scan_count);
+		dc_redis_arg_str(cmds[ncmds], "TYPE");
+		dc_redis_arg_str(cmds[ncmds], type_names[st->info.type]);
+		ncmds++;
+	}
+
+	dc_redis_pipeline(st->server, op, ncmds, cmds, replies);
+
+	ncmds = 0;
+	for (i = first; i < first + nkeys; i++)
+	{
+		redisReply *value = NULL;
+		redisReply *ttl = NULL;
+
+		if (per_key == -1)
+		{
+			redisReply *t = replies[ncmds++];
+
+			if (t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") == 0)
+				continue;
+			if (t->type == REDIS_REPLY_STATUS && strcmp(t->str, type_names[st->info.type]) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("redis server \"%s\" rejected %s: WRONGTYPE, the key holds another kind of value",
+								st->server->servername, op),
+						 errdetail_internal("Key \"%s\" is a %s, the table reads %s keys.",
+											st->pending[i], t->str, type_names[st->info.type])));
+		}
+		if (st->need_values)
+			value = replies[ncmds++];
+		if (st->need_ttl)
+			ttl = replies[ncmds++];
+		key_rows(st, st->pending[i], st->pending_len[i], value, ttl);
+	}
+
+	if (do_scan)
+	{
+		redisReply *r = replies[ncmds];
+		redisReply *keys;
+
+		dc_redis_check_reply(st->server, op, r);
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+			r->element[0]->type != REDIS_REPLY_STRING ||
+			r->element[1]->type != REDIS_REPLY_ARRAY)
+			dc_redis_unexpected(st->server, op, r);
+		st->cursor = pstrdup(r->element[0]->str);
+		keys = r->element[1];
+		st->npending = keys->elements;
+		st->pending = palloc(sizeof(char *) * Max(keys->elements, 1));
+		st->pending_len = palloc(sizeof(size_t) * Max(keys->elements, 1));
+		for (i = 0; i < (int) keys->elements; i++)
+		{
+			st->pending[i] = keys->element[i]->str;
+			st->pending_len[i] = keys->element[i]->len;
+		}
+	}
+	else if (st->mode == SCAN_KEYSPACE)
+		st->npending = 0;
+
+	if (st->mode == SCAN_KEYSPACE)
+		st->done = st->npending == 0 && strcmp(st->cursor, "0") == 0;
+	else
+		st->done = st->next_key >= st->npending;
+	MemoryContextSwitchTo(old);
+}
+
+static TupleTableSlot *
+dcRedisIterateForeignScan(ForeignScanState *node)
+{
+	RedisScanState  *st = node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+
+	if (!st->started && st->mode != SCAN_KEYSPACE && st->pending == NULL)
+		load_key_list(node, st);
+
+	while (st->next_row >= st->nrows)
+	{
+		if (st->done || (st->mode != SCAN_KEYSPACE && st->started &&
+						 st->next_key >= st->npending))
+			return ExecClearTuple(slot);
+		fetch_batch(node, st);
+	}
+
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, st->row_values[st->next_row], sizeof(Datum) * st->info.natts);
+	memcpy(slot->tts_isnull, st->row_nulls[st->next_row], sizeof(bool) * st->info.natts);
+	st->next_row++;
+	return ExecStoreVirtualTuple(slot);
+}
+
+static void
+dcRedisReScanForeignScan(ForeignScanState *node)
+{
+	RedisScanState  *st = node->fdw_state;
+
+	st->started = false;
+	st->done = false;
+	st->cursor = NULL;
+	st->npending = 0;
+	st->pending = NULL;
+	st->next_key = 0;
+	st->nrows = 0;
+	st->next_row = 0;
+}
+
+static void
+dcRedisEndForeignScan(ForeignScanState *node)
+{
+	/* batch contexts go with the executor's memory */
+}
+
+static void
+dcRedisExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	RedisScanState  *st = node->fdw_state;
+	StringInfoData reads;
+
+	if (st->mode == SCAN_KEYSPACE)
+		ExplainPropertyText("Redis Scan",
+							psprintf("SCAN MATCH %s COUNT %d TYPE %s", st->match,
+									 st->info.scan_count, type_names[st->info.type]), es);
+	else
+		ExplainPropertyText("Redis Keys",
+							st->mode == SCAN_KEY_EQ ? "key = (pushed down)" :
+							"key = ANY (pushed down)", es);
+	initStringInfo(&reads);
+	if (st->need_values)
+		appendStringInfoString(&reads, read_names[st->info.type]);
+	if (st->need_ttl)
+		appendStringInfo(&reads, "%sPTTL", reads.len ? ", " : "");
+	if (reads.len == 0)
+		appendStringInfoString(&reads, st->mode == SCAN_KEYSPACE ? "none" : "TYPE");
+	ExplainPropertyText("Redis Reads", reads.data, es);
+}
+
+/* ---------------------------------------------------------------------
+ * Modifying
+ * --------------------------------------------------------------------- */
+
+static void
+dcRedisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+							   RangeTblEntry *target_rte, Relation target_relation)
+{
+	Var		   *var = makeWholeRowVar(target_rte, rtindex, 0, false);
+
+	add_row_identity_var(root, var, rtindex, "wholerow");
+}
+
+static List *
+dcRedisPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+						 int subplan_index)
+{
+	return NIL;
+}
+
+static Oid
+modify_user(ResultRelInfo *rinfo, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecGetResultRelCheckAsUser(rinfo, estate);
+#else
+	RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, estate);
+
+	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+}
+
+static void
+dcRedisBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						  List *fdw_private, int subplan_index, int eflags)
+{
+	RedisModifyState *ms = palloc0(sizeof(RedisModifyState));
+	Relation	rel = rinfo->ri_RelationDesc;
+
+	rinfo->ri_FdwState = ms;
+	table_info(rel, &ms->info);
+	ms->tupdesc = RelationGetDescr(rel);
+	ms->relname = pstrdup(RelationGetRelationName(rel));
+	if (mtstate->operation != CMD_INSERT)
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		ms->wholerow_att = ExecFindJunkAttributeInTlist(subplan->targetlist, "wholerow");
+		if (!AttributeNumberIsValid(ms->wholerow_att))
+			elog(ERROR, "could not find junk wholerow column");
+	}
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	ms->server = dc_get_server_by_oid(ms->info.serverid,
+									  modify_user(rinfo, mtstate->ps.state),
+									  DC_SERVICE_REDIS, "a change to a redis foreign table");
+	ms->conv = make_conv(rel);
+	ms->temp_cxt = AllocSetContextCreate(CurrentMemoryContext, "datacore redis modify",
+										 ALLOCSET_SMALL_SIZES);
+}
+
+/* A row's column as Redis bytes; NULL is refused unless allow_null. */
+static char *
+col_bytes(RedisModifyState *ms, Datum *values, bool *nulls, AttrNumber att,
+		  size_t *len, bool allow_null)
+{
+	if (att == 0 || nulls[att - 1])
+	{
+		if (allow_null)
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("column \"%s\" of foreign table \"%s\" must not be null",
+						att ? NameStr(TupleDescAttr(ms->tupdesc, att - 1)->attname) : "?",
+						ms->relname),
+				 errdetail("Redis cannot store a NULL.")));
+	}
+	return from_datum(ms->conv, att, values[att - 1], len);
+}
+
+static char *
+row_key(RedisModifyState *ms, Datum *values, bool *nulls, size_t *len)
+{
+	size_t		klen;
+	char	   *k = col_bytes(ms, values, nulls, ms->info.key_att, &klen, false);
+
+	return full_key(&ms->info, k, klen, len);
+}
+
+/* The element column: hash field, list value, set/zset member. */
+static AttrNumber
+elem_att(TableInfo *info)
+{
+	switch (info->type)
+	{
+		case TT_HASH:
+			return info->field_att;
+		case TT_LIST:
+			return info->value_att;
+		case TT_SET:
+		case TT_ZSET:
+			return info->member_att;
+		default:
+			return 0;
+	}
+}
+
+static redisReply *
+run1(RedisModifyState *ms, DcRedisCmd *cmd, const char *op)
+{
+	return dc_redis_run(ms->server, op, cmd);
+}
+
+static void
+duplicate(RedisModifyState *ms, const char *what, const char *key)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("%s already exists in redis server \"%s\"", what, ms->server->servername),
+			 errdetail_internal("Key: %s", key),
+			 errhint("INSERT and key changes never overwrite an existing entry; delete it first.")));
+}
+
+/* Apply the row's ttl column to a key: PEXPIRE, or PERSIST when NULL. */
+static void
+apply_ttl(RedisModifyState *ms, const char *op, const char *key, size_t klen,
+		  Datum *values, bool *nulls, bool insert)
+{
+	DcRedisCmd *cmd;
+
+	if (ms->info.ttl_att == 0)
+		return;
+	if (nulls[ms->info.ttl_att - 1])
+	{
+		if (insert)
+			return;
+		cmd = dc_redis_cmd("PERSIST");
+		dc_redis_arg(cmd, key, klen);
+	}
+	else
+	{
+		Interval   *iv = DatumGetIntervalP(values[ms->info.ttl_att - 1]);
+		double		ms_ttl = (double) iv->time / 1000.0 +
+			((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * 86400000.0;
+
+		if (ms_ttl < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ttl must be at least 1 millisecond")));
+		cmd = dc_redis_cmd("PEXPIRE");
+		dc_redis_arg(cmd, key, klen);
+		dc_redis_arg_int64(cmd, (int64) ms_ttl);
+	}
+	run1(ms, cmd, op);
+}
+
+/* Insert one element (hash field, list value, set/zset member). */
+static void
+insert_elem(RedisModifyState *ms, const char *op, const char *key, size_t klen,
+			Datum *values, bool *nulls)
+{
+	TableInfo  *info = &ms->info;
+	size_t		elen,
+				xlen;
+	char	   *elem = col_bytes(ms, values, nulls, elem_att(info), &elen, false);
+	DcRedisCmd *cmd;
+	redisReply *r;
+
+	switch (info->type)
+	{
+		case TT_HASH:
+			cmd = dc_redis_cmd("HSETNX");
+			dc_redis_arg(cmd, key, klen);
+			dc_redis_arg(cmd, elem, elen);
+			{
+				char	   *v = col_bytes(ms, values, nulls, info->value_att, &xlen, false);
+
+				dc_redis_arg(cmd, v, xlen);
+			}
+			r = run1(ms, cmd, op);
+			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+				duplicate(ms, "hash field", key);
+			break;
+		case TT_LIST:
+			cmd = dc_redis_cmd("RPUSH");
+			dc_redis_arg(cmd, key, klen);
+			dc_redis_arg(cmd, elem, elen);
+			run1(ms, cmd, op);
+			break;
+		case TT_SET:
+			cmd = dc_redis_cmd("SADD");
+			dc_redis_arg(cmd, key, klen);
+			dc_redis_arg(cmd, elem, elen);
+			r = run1(ms, cmd, op);
+			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+				duplicate(ms, "set member", key);
+			break;
+		default:
+			cmd = dc_redis_cmd("ZADD");
+			dc_redis_arg(cmd, key, klen);
+			dc_redis_arg_str(cmd, "NX");
+			{
+				char	   *s = col_bytes(ms, values, nulls, info->score_att, &xlen, false);
+
+				dc_redis_arg(cmd, s, xlen);
+			}
+			dc_redis_arg(cmd, elem, elen);
+			r = run1(ms, cmd, op);
+			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+				duplicate(ms, "sorted set member", key);
+			break;
+	}
+}
+
+static void
+delete_elem(RedisModifyState *ms, const char *op, const char *key, size_t klen,
+			Datum *values, bool *nulls)
+{
+	size_t		elen;
+	char	   *elem = col_bytes(ms, values, nulls, elem_att(&ms->info), &elen, false);
+	DcRedisCmd *cmd;
+
+	switch (ms->info.type)
+	{
+		case TT_HASH:
+			cmd = dc_redis_cmd("HDEL");
+			break;
+		case TT_LIST:
+			cmd = dc_redis_cmd("LREM");
+			break;
+		case TT_SET:
+			cmd = dc_redis_cmd("SREM");
+			break;
+		default:
+			cmd = dc_redis_cmd("ZREM");
+			break;
+	}
+	dc_redis_arg(cmd, key, klen);
+	if (ms->info.type == TT_LIST)
+		dc_redis_arg_str(cmd, "1");
+	dc_redis_arg(cmd, elem, elen);
+	run1(ms, cmd, op);
+}
+
+/* HSET of a whole hash from a json object (DEL first when replacing). */
+static void
+write_whole_hash(RedisModifyState *ms, const char *op, const char *key, size_t klen,
+				 Datum *values, bool *nulls, bool replace)
+{
+	size_t		vlen;
+	char	   *v = col_bytes(ms, values, nulls, ms->info.value_att, &vlen, false);
+	json_t	   *obj = dc_json_parse_input(pnstrdup(v, vlen), "value");
+	const char *name;
+	json_t	   *fv;
+	DcRedisCmd *cmds[2];
+	redisReply *replies[2];
+
+	if (!json_is_object(obj) || json_object_size(obj) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value of a hash row must be a non-empty JSON object")));
+	cmds[0] = dc_redis_cmd("DEL");
+	dc_redis_arg(cmds[0], key, klen);
+	cmds[1] = dc_redis_cmd("HSET");
+	dc_redis_arg(cmds[1], key, klen);
+	json_object_foreach(obj, name, fv)
+	{
+		dc_redis_arg_str(cmds[1], name);
+		if (json_is_string(fv))
+			dc_redis_arg(cmds[1], json_string_value(fv), json_string_length(fv));
+		else if (json_is_null(fv))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("value of field \"%s\" must not be null", name)));
+		else
+			dc_redis_arg_str(cmds[1], dc_json_dumps(fv));
+	}
+	if (replace)
+	{
+		/* MULTI/EXEC would be atomic; a pipeline keeps it to one trip */
+		dc_redis_pipeline(ms->server, op, 2, cmds, replies);
+		dc_redis_check_reply(ms->server, op, replies[0]);
+		dc_redis_check_reply(ms->server, op, replies[1]);
+	}
+	else
+		run1(ms, cmds[1], op);
+}
+
+static TupleTableSlot *
+dcRedisExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+						 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	RedisModifyState *ms = rinfo->ri_FdwState;
+	const char *op = "INSERT into a redis foreign table";
+	MemoryContext old = MemoryContextSwitchTo(ms->temp_cxt);
+	size_t		klen;
+	char	   *key;
+	DcRedisCmd *cmd;
+	redisReply *r;
+
+	slot_getallattrs(slot);
+	key = row_key(ms, slot->tts_values, slot->tts_isnull, &klen);
+	switch (ms->info.type)
+	{
+		case TT_STRING:
+			{
+				size_t		vlen;
+				char	   *v = col_bytes(ms, slot->tts_values, slot->tts_isnull,
+										  ms->info.value_att, &vlen, false);
+
+				cmd = dc_redis_cmd("SET");
+				dc_redis_arg(cmd, key, klen);
+				dc_redis_arg(cmd, v, vlen);
+				dc_redis_arg_str(cmd, "NX");
+				r = run1(ms, cmd, op);
+				if (r->type == REDIS_REPLY_NIL)
+					duplicate(ms, "key", key);
+				break;
+			}
+		case TT_HASH:
+			if (ms->info.whole_hash)
+			{
+				cmd = dc_redis_cmd("EXISTS");
+				dc_redis_arg(cmd, key, klen);
+				if (run1(ms, cmd, op)->integer > 0)
+					duplicate(ms, "key", key);
+				write_whole_hash(ms, op, key, klen, slot->tts_values, slot->tts_isnull, false);
+				break;
+			}
+			/* FALLTHROUGH */
+		default:
+			insert_elem(ms, op, key, klen, slot->tts_values, slot->tts_isnull);
+			break;
+	}
+	apply_ttl(ms, op, key, klen, slot->tts_values, slot->tts_isnull, true);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(ms->temp_cxt);
+	return slot;
+}
+
+/* The old row, from the whole-row junk column. */
+static void
+old_row(RedisModifyState *ms, TupleTableSlot *planSlot, Datum *values, bool *nulls)
+{
+	bool		isnull;
+	Datum		d = ExecGetJunkAttribute(planSlot, ms->wholerow_att, &isnull);
+	HeapTupleHeader th;
+	HeapTupleData tuple;
+
+	if (isnull)
+		elog(ERROR, "wholerow is NULL");
+	th = DatumGetHeapTupleHeader(d);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	heap_deform_tuple(&tuple, ms->tupdesc, values, nulls);
+}
+
+static bool
+same_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static TupleTableSlot *
+dcRedisExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+						 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	RedisModifyState *ms = rinfo->ri_FdwState;
+	const char *op = "UPDATE of a redis foreign table";
+	MemoryContext old = MemoryContextSwitchTo(ms->temp_cxt);
+	int			natts = ms->tupdesc->natts;
+	Datum	   *ov = palloc(sizeof(Datum) * natts);
+	bool	   *on = palloc(sizeof(bool) * natts);
+	Datum	   *nv;
+	bool	   *nn;
+	size_t		oklen,
+				nklen;
+	char	   *okey,
+			   *nkey;
+	bool		key_changed;
+	DcRedisCmd *cmd;
+
+	old_row(ms, planSlot, ov, on);
+	slot_getallattrs(slot);
+	nv = slot->tts_values;
+	nn = slot->tts_isnull;
+	okey = row_key(ms, ov, on, &oklen);
+	nkey = row_key(ms, nv, nn, &nklen);
+	key_changed = !same_bytes(okey, oklen, nkey, nklen);
+
+	if (ms->info.type == TT_STRING || ms->info.whole_hash)
+	{
+		if (key_changed)
+		{
+			cmd = dc_redis_cmd("RENAMENX");
+			dc_redis_arg(cmd, okey, oklen);
+			dc_redis_arg(cmd, nkey, nklen);
+			if (run1(ms, cmd, op)->integer == 0)
+				duplicate(ms, "key", nkey);
+		}
+		if (ms->info.whole_hash)
+			write_whole_hash(ms, op, nkey, nklen, nv, nn, true);
+		else
+		{
+			size_t		vlen;
+			char	   *v = col_bytes(ms, nv, nn, ms->info.value_att, &vlen, false);
+
+			cmd = dc_redis_cmd("SET");
+			dc_redis_arg(cmd, nkey, nklen);
+			dc_redis_arg(cmd, v, vlen);
+			dc_redis_arg_str(cmd, "KEEPTTL");
+			run1(ms, cmd, op);
+		}
+	}
+	else
+	{
+		size_t		oelen,
+					nelen;
+		char	   *oe = col_bytes(ms, ov, on, elem_att(&ms->info), &oelen, false);
+		char	   *ne = col_bytes(ms, nv, nn, elem_att(&ms->info), &nelen, false);
+
+		if (!key_changed && same_bytes(oe, oelen, ne, nelen))
+		{
+			/* same element: only its value or score can change */
+			if (ms->info.type == TT_HASH || ms->info.type == TT_ZSET)
+			{
+				size_t		xlen;
+				char	   *x;
+
+				cmd = dc_redis_cmd(ms->info.type == TT_HASH ? "HSET" : "ZADD");
+				dc_redis_arg(cmd, nkey, nklen);
+				if (ms->info.type == TT_HASH)
+				{
+					x = col_bytes(ms, nv, nn, ms->info.value_att, &xlen, false);
+					dc_redis_arg(cmd, ne, nelen);
+					dc_redis_arg(cmd, x, xlen);
+				}
+				else
+				{
+					x = col_bytes(ms, nv, nn, ms->info.score_att, &xlen, false);
+					dc_redis_arg(cmd, x, xlen);
+					dc_redis_arg(cmd, ne, nelen);
+				}
+				run1(ms, cmd, op);
+			}
+		}
+		else
+		{
+			/* insert first, so a duplicate leaves the old element alone */
+			insert_elem(ms, op, nkey, nklen, nv, nn);
+			delete_elem(ms, op, okey, oklen, ov, on);
+		}
+	}
+	apply_ttl(ms, op, nkey, nklen, nv, nn, false);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(ms->temp_cxt);
+	return slot;
+}
+
+static TupleTableSlot *
+dcRedisExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+						 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	RedisModifyState *ms = rinfo->ri_FdwState;
+	const char *op = "DELETE from a redis foreign table";
+	MemoryContext old;
+	size_t		klen;
+	char	   *key;
+
+	/* the old row is also what RETURNING shows, so build it in the slot */
+	ExecClearTuple(slot);
+	old_row(ms, planSlot, slot->tts_values, slot->tts_isnull);
+	ExecStoreVirtualTuple(slot);
+
+	old = MemoryContextSwitchTo(ms->temp_cxt);
+	key = row_key(ms, slot->tts_values, slot->tts_isnull, &klen);
+	if (ms->info.type == TT_STRING || ms->info.whole_hash)
+	{
+		DcRedisCmd *cmd = dc_redis_cmd("DEL");
+
+		dc_redis_arg(cmd, key, klen);
+		if (run1(ms, cmd, op)->integer == 0)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(ms->temp_cxt);
+			return NULL;
+		}
+	}
+	else
+		delete_elem(ms, op, key, klen, slot->tts_values, slot->tts_isnull);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(ms->temp_cxt);
+	return slot;
+}
+
+static void
+dcRedisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+}
+
+static int
+dcRedisIsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
+}
+
+PG_FUNCTION_INFO_V1(datacore_redis_fdw_handler);
+
+Datum
+datacore_redis_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = dcRedisGetForeignRelSize;
+	routine->GetForeignPaths = dcRedisGetForeignPaths;
+	routine->GetForeignPlan = dcRedisGetForeignPlan;
+	routine->BeginForeignScan = dcRedisBeginForeignScan;
+	routine->IterateForeignScan = dcRedisIterateForeignScan;
+	routine->ReScanForeignScan = dcRedisReScanForeignScan;
+	routine->EndForeignScan = dcRedisEndForeignScan;
+	routine->ExplainForeignScan = dcRedisExplainForeignScan;
+
+	routine->AddForeignUpdateTargets = dcRedisAddForeignUpdateTargets;
+	routine->PlanForeignModify = dcRedisPlanForeignModify;
+	routine->BeginForeignModify = dcRedisBeginForeignModify;
+	routine->ExecForeignInsert = dcRedisExecForeignInsert;
+	routine->ExecForeignUpdate = dcRedisExecForeignUpdate;
+	routine->ExecForeignDelete = dcRedisExecForeignDelete;
+	routine->EndForeignModify = dcRedisEndForeignModify;
+	routine->IsForeignRelUpdatable = dcRedisIsForeignRelUpdatable;
+
+	PG_RETURN_POINTER(routine);
+}

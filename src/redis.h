@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis.h
+ *		Internal interface of the Redis client: the per-backend connection
+ *		cache with interruptible non-blocking I/O (redis_conn.c), reply
+ *		helpers shared by the SQL functions (redis.c) and the foreign table
+ *		(fdw_redis.c).
+ *
+ * Every call names the resolved server (dc_get_server / _by_oid); the
+ * connection is looked up from it, so callers never hold a connection
+ * across statements.  Replies are owned by CurrentMemoryContext: they are
+ * freed when that context is reset or deleted, including on ERROR.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DATACORE_REDIS_H
+#define DATACORE_REDIS_H
+
+#include <hiredis/hiredis.h>
+
+#include "datacore.h"
+
+/* One command as a binary-safe argument vector. */
+typedef struct DcRedisCmd
+{
+	int			argc;
+	int			maxargs;
+	const char **argv;
+	size_t	   *argvlen;
+} DcRedisCmd;
+
+/* Wait forever for a blocking command (only interrupts end the wait). */
+#define DC_REDIS_BLOCK_FOREVER	(-1)
+
+/* in redis_conn.c */
+extern DcRedisCmd *dc_redis_cmd(const char *name);
+extern void dc_redis_arg(DcRedisCmd *cmd, const char *data, size_t len);
+extern void dc_redis_arg_str(DcRedisCmd *cmd, const char *str);
+extern void dc_redis_arg_text(DcRedisCmd *cmd, const text *t);
+extern void dc_redis_arg_int64(DcRedisCmd *cmd, int64 value);
+
+extern redisReply *dc_redis_run(DcServer *server, const char *operation,
+								DcRedisCmd *cmd);
+extern redisReply *dc_redis_run_blocking(DcServer *server, const char *operation,
+										 DcRedisCmd *cmd, int64 block_ms);
+extern void dc_redis_pipeline(DcServer *server, const char *operation,
+							  int ncmds, DcRedisCmd **cmds, redisReply **replies);
+extern void dc_redis_check_reply(DcServer *server, const char *operation,
+								 redisReply *reply);
+extern void dc_redis_raise_reply(DcServer *server, const char *operation,
+								 redisReply *reply) pg_attribute_noreturn();
+extern void dc_redis_unexpected(DcServer *server, const char *operation,
+								redisReply *reply) pg_attribute_noreturn();
+
+#endif							/* DATACORE_REDIS_H */

@@ -1,0 +1,710 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis_conn.c
+ *		Per-backend Redis connection cache and interruptible request I/O.
+ *
+ * Connections are kept open for the life of the backend, one per foreign
+ * server and user mapping, keyed by OIDs only (never by option values,
+ * which hold the password).  A connection authenticates (AUTH user
+ * password) and selects its database right after connecting.
+ *
+ * hiredis 0.14 (Debian 12) has blocking reads that retry on EINTR, so a
+ * query cancel would not stop them.  We therefore use a non-blocking
+ * context: hiredis only formats commands and parses replies, while every
+ * wait for the socket goes through WaitLatchOrSocket and
+ * CHECK_FOR_INTERRUPTS, bounded by our own deadline.
+ *
+ * A connection is "busy" from the moment a request is written until its
+ * last reply has been read.  If that span is left by an ERROR (cancel,
+ * timeout, lost connection), replies may still be in flight, so the
+ * connection cannot be reused: it is closed at (sub)transaction abort, or
+ * at the latest when it is next needed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "access/xact.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_user_mapping.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "redis.h"
+
+/* Cache key: OIDs only, so no secret ever lands in a hash key. */
+typedef struct DcRedisConnKey
+{
+	Oid			serverid;
+	Oid			umid;			/* InvalidOid when no mapping applies */
+} DcRedisConnKey;
+
+typedef struct DcRedisConn
+{
+	DcRedisConnKey key;			/* hash key, must be first */
+	redisContext *ctx;			/* NULL when closed */
+	bool		busy;			/* a request is in flight */
+	bool		invalidated;	/* server or mapping changed since connect */
+	uint32		server_hash;	/* syscache hash of the server row */
+	uint32		mapping_hash;	/* syscache hash of the mapping row */
+} DcRedisConn;
+
+static HTAB *conn_cache = NULL;
+
+/* A reply registered for release with a memory context. */
+typedef struct ReplyHolder
+{
+	MemoryContextCallback cb;
+	redisReply *reply;
+} ReplyHolder;
+
+#define READ_CHUNK	16384
+
+/* ---------------------------------------------------------------------
+ * Command building
+ * --------------------------------------------------------------------- */
+
+DcRedisCmd *
+dc_redis_cmd(const char *name)
+{
+	DcRedisCmd *cmd = palloc(sizeof(DcRedisCmd));
+
+	cmd->argc = 0;
+	cmd->maxargs = 8;
+	cmd->argv = palloc(sizeof(char *) * cmd->maxargs);
+	cmd->argvlen = palloc(sizeof(size_t) * cmd->maxargs);
+	if (name)
+		dc_redis_arg_str(cmd, name);
+	return cmd;
+}
+
+/* Append one argument; the bytes must stay valid until the command ran. */
+void
+dc_redis_arg(DcRedisCmd *cmd, const char *data, size_t len)
+{
+	if (cmd->argc == cmd->maxargs)
+	{
+		cmd->maxargs *= 2;
+		cmd->argv = repalloc(cmd->argv, sizeof(char *) * cmd->maxargs);
+		cmd->argvlen = repalloc(cmd->argvlen, sizeof(size_t) * cmd->maxargs);
+	}
+	cmd->argv[cmd->argc] = data;
+	cmd->argvlen[cmd->argc] = len;
+	cmd->argc++;
+}
+
+void
+dc_redis_arg_str(DcRedisCmd *cmd, const char *str)
+{
+	dc_redis_arg(cmd, str, strlen(str));
+}
+
+void
+dc_redis_arg_text(DcRedisCmd *cmd, const text *t)
+{
+	dc_redis_arg(cmd, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+void
+dc_redis_arg_int64(DcRedisCmd *cmd, int64 value)
+{
+	dc_redis_arg_str(cmd, psprintf(INT64_FORMAT, value));
+}
+
+/* ---------------------------------------------------------------------
+ * Cache maintenance
+ * --------------------------------------------------------------------- */
+
+static void
+conn_close(DcRedisConn *conn)
+{
+	if (conn->ctx)
+		redisFree(conn->ctx);
+	conn->ctx = NULL;
+	conn->busy = false;
+	conn->invalidated = false;
+}
+
+/*
+ * A change to any foreign server or user mapping row marks the matching
+ * connections; they are reopened with the new options when next used.
+ */
+static void
+inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	DcRedisConn *conn;
+
+	hash_seq_init(&scan, conn_cache);
+	while ((conn = hash_seq_search(&scan)) != NULL)
+	{
+		if (conn->ctx == NULL)
+			continue;
+		if (hashvalue == 0 ||
+			(cacheid == FOREIGNSERVEROID && conn->server_hash == hashvalue) ||
+			(cacheid == USERMAPPINGOID && conn->mapping_hash == hashvalue))
+			conn->invalidated = true;
+	}
+}
+
+/* Close every connection left busy by an aborted request. */
+static void
+close_busy(void)
+{
+	HASH_SEQ_STATUS scan;
+	DcRedisConn *conn;
+
+	hash_seq_init(&scan, conn_cache);
+	while ((conn = hash_seq_search(&scan)) != NULL)
+	{
+		if (conn->busy)
+			conn_close(conn);
+	}
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		close_busy();
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		close_busy();
+}
+
+static void
+init_cache(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(DcRedisConnKey);
+	ctl.entrysize = sizeof(DcRedisConn);
+	conn_cache = hash_create("datacore redis connections", 8, &ctl,
+							 HASH_ELEM | HASH_BLOBS);
+	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, inval_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(USERMAPPINGOID, inval_callback, (Datum) 0);
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Waiting and errors
+ * --------------------------------------------------------------------- */
+
+static void
+raise_timeout(DcServer *server, const char *op, bool connecting)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 connecting ?
+			 errmsg("could not connect to redis server \"%s\" for %s in time",
+					server->servername, op) :
+			 errmsg("redis server \"%s\" did not answer %s in time",
+					server->servername, op),
+			 errdetail("The limit is %d ms.",
+					   connecting ? server->connect_timeout_ms : server->timeout_ms),
+			 errhint("The server options timeout_ms and connect_timeout_ms set the limits.")));
+}
+
+static void
+raise_io(DcServer *server, const char *op, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("connection to redis server \"%s\" failed during %s",
+					server->servername, op),
+			 errdetail_internal("%s", what)));
+}
+
+/*
+ * Wait until the socket is ready for "events" (WL_SOCKET_READABLE or
+ * WL_SOCKET_WRITEABLE), servicing interrupts.  deadline 0 means no limit
+ * other than interrupts (statement_timeout, cancel, terminate).
+ */
+static void
+wait_socket(DcServer *server, const char *op, int fd, int events,
+			TimestampTz deadline, bool connecting)
+{
+	for (;;)
+	{
+		long		timeout = -1;
+		int			wl = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | events;
+		int			rc;
+
+		CHECK_FOR_INTERRUPTS();
+		if (deadline != 0)
+		{
+			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (timeout <= 0)
+				raise_timeout(server, op, connecting);
+			wl |= WL_TIMEOUT;
+		}
+		rc = WaitLatchOrSocket(MyLatch, wl, fd, timeout, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (rc & events)
+			return;
+	}
+}
+
+static TimestampTz
+deadline_after(int ms)
+{
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+}
+
+/*
+ * Write the context's output buffer.  Returns false (errno set) on an I/O
+ * failure, so the caller can tell a connection that died while idle.
+ */
+static bool
+flush_output(DcServer *server, const char *op, redisContext *ctx,
+			 TimestampTz deadline, bool connecting)
+{
+	int			done = 0;
+
+	while (!done)
+	{
+		if (redisBufferWrite(ctx, &done) != REDIS_OK)
+			return false;
+		if (!done)
+			wait_socket(server, op, ctx->fd, WL_SOCKET_WRITEABLE, deadline, connecting);
+	}
+	return true;
+}
+
+static void
+free_reply_callback(void *arg)
+{
+	ReplyHolder *holder = (ReplyHolder *) arg;
+
+	if (holder->reply)
+		freeReplyObject(holder->reply);
+	holder->reply = NULL;
+}
+
+/* Tie a reply's lifetime to CurrentMemoryContext. */
+static redisReply *
+track_reply(redisReply *reply)
+{
+	ReplyHolder *holder;
+
+	PG_TRY();
+	{
+		holder = MemoryContextAllocZero(CurrentMemoryContext, sizeof(ReplyHolder));
+	}
+	PG_CATCH();
+	{
+		freeReplyObject(reply);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	holder->reply = reply;
+	holder->cb.func = free_reply_callback;
+	holder->cb.arg = holder;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &holder->cb);
+	return reply;
+}
+
+/*
+ * Read one complete reply, waiting as needed.  *received counts the bytes
+ * read for the current request against max_response_bytes.
+ */
+static redisReply *
+read_reply(DcServer *server, const char *op, redisContext *ctx,
+		   TimestampTz deadline, bool connecting, int64 *received)
+{
+	char		buf[READ_CHUNK];
+
+	for (;;)
+	{
+		void	   *reply = NULL;
+		ssize_t		n;
+
+		if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("redis server \"%s\" sent an invalid reply to %s",
+							server->servername, op),
+					 errdetail_internal("%s", ctx->errstr)));
+		if (reply)
+			return track_reply((redisReply *) reply);
+
+		n = recv(ctx->fd, buf, sizeof(buf), 0);
+		if (n > 0)
+		{
+			*received += n;
+			if (*received > server->max_response_bytes)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("response from redis server \"%s\" to %s exceeds the size limit",
+								server->servername, op),
+						 errdetail("The limit is " INT64_FORMAT " bytes.",
+								   server->max_response_bytes),
+						 errhint("Raise the server option max_response_bytes.")));
+			if (redisReaderFeed(ctx->reader, buf, n) != REDIS_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("redis server \"%s\" sent an invalid reply to %s",
+								server->servername, op),
+						 errdetail_internal("%s", ctx->reader->errstr)));
+			continue;
+		}
+		if (n == 0)
+			raise_io(server, op, "The server closed the connection.");
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			wait_socket(server, op, ctx->fd, WL_SOCKET_READABLE, deadline, connecting);
+		else
+			raise_io(server, op, strerror(errno));
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Connecting
+ * --------------------------------------------------------------------- */
+
+/*
+ * Open conn->ctx: TCP connect, AUTH and SELECT, all within
+ * connect_timeout_ms.  The connection stays busy until this succeeded, so
+ * a failure leaves nothing reusable behind.
+ */
+static void
+conn_open(DcRedisConn *conn, DcServer *server, const char *op)
+{
+	const char *host = dc_option(server, "host");
+	int			port = dc_option_int(server, "port", 6379);
+	int			db = dc_option_int(server, "db", 0);
+	const char *user = dc_option(server, "user");
+	const char *password = dc_option(server, "password");
+	TimestampTz deadline = deadline_after(server->connect_timeout_ms);
+	redisContext *ctx;
+	int			sockerr = 0;
+	socklen_t	errlen = sizeof(sockerr);
+	int			nreplies = 0;
+	int64		received = 0;
+
+	if (host == NULL)
+		host = "127.0.0.1";
+
+	conn->busy = true;
+	conn->invalidated = false;
+	conn->server_hash = GetSysCacheHashValue1(FOREIGNSERVEROID,
+											  ObjectIdGetDatum(server->serverid));
+	conn->mapping_hash = OidIsValid(server->umid) ?
+		GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(server->umid)) : 0;
+
+	ctx = redisConnectNonBlock(host, port);
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory connecting to redis server \"%s\"",
+						server->servername)));
+	conn->ctx = ctx;
+	if (ctx->err)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to redis server \"%s\" for %s",
+						server->servername, op),
+				 errdetail_internal("%s", ctx->errstr)));
+
+	wait_socket(server, op, ctx->fd, WL_SOCKET_WRITEABLE, deadline, true);
+	if (getsockopt(ctx->fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) != 0)
+		sockerr = errno;
+	if (sockerr != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to redis server \"%s\" for %s",
+						server->servername, op),
+				 errdetail_internal("%s", strerror(sockerr))));
+
+	if (password)
+	{
+		const char *argv[3];
+		size_t		lens[3];
+		int			argc = 0;
+
+		argv[argc] = "AUTH";
+		lens[argc++] = 4;
+		if (user)
+		{
+			argv[argc] = user;
+			lens[argc++] = strlen(user);
+		}
+		argv[argc] = password;
+		lens[argc++] = strlen(password);
+		if (redisAppendCommandArgv(ctx, argc, argv, lens) != REDIS_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		nreplies++;
+	}
+	if (db != 0)
+	{
+		char	   *dbstr = psprintf("%d", db);
+		const char *argv[2] = {"SELECT", dbstr};
+		size_t		lens[2] = {6, strlen(dbstr)};
+
+		if (redisAppendCommandArgv(ctx, 2, argv, lens) != REDIS_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		nreplies++;
+	}
+	if (nreplies > 0)
+	{
+		redisReply *reply;
+
+		if (!flush_output(server, op, ctx, deadline, true))
+			raise_io(server, op, strerror(errno));
+		if (password)
+		{
+			reply = read_reply(server, op, ctx, deadline, true, &received);
+			if (reply->type == REDIS_REPLY_ERROR)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PASSWORD),
+						 errmsg("redis server \"%s\" rejected the credentials of the user mapping for %s",
+								server->servername, op),
+						 errdetail_internal("Redis replied: %s", reply->str),
+						 errhint("Check the options \"user\" and \"password\" of the user mapping.")));
+		}
+		if (db != 0)
+		{
+			reply = read_reply(server, op, ctx, deadline, true, &received);
+			if (reply->type == REDIS_REPLY_ERROR)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("redis server \"%s\" refused to select database %d for %s",
+								server->servername, db, op),
+						 errdetail_internal("Redis replied: %s", reply->str)));
+		}
+	}
+	conn->busy = false;
+}
+
+/*
+ * True when an idle connection is known to be unusable: the peer closed it
+ * (a restarted server) or sent something nobody asked for.  Checked without
+ * blocking before each request, so a restart costs no failed statement.
+ */
+static bool
+conn_broken(DcRedisConn *conn)
+{
+	struct pollfd pfd;
+	char		c;
+	ssize_t		n;
+
+	if (conn->ctx->err)
+		return true;
+	pfd.fd = conn->ctx->fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL))
+		return true;
+	n = recv(conn->ctx->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return false;
+	return true;
+}
+
+/*
+ * The cached connection for this server and mapping, opened if needed.
+ * *fresh tells whether it was opened by this call.
+ */
+static DcRedisConn *
+get_conn(DcServer *server, const char *op, bool *fresh)
+{
+	DcRedisConnKey key;
+	DcRedisConn *conn;
+	bool		found;
+
+	if (conn_cache == NULL)
+		init_cache();
+
+	memset(&key, 0, sizeof(key));
+	key.serverid = server->serverid;
+	key.umid = server->umid;
+	conn = hash_search(conn_cache, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		conn->ctx = NULL;
+		conn->busy = false;
+		conn->invalidated = false;
+	}
+
+	if (conn->ctx && (conn->busy || conn->invalidated || conn_broken(conn)))
+		conn_close(conn);
+
+	*fresh = false;
+	if (conn->ctx == NULL)
+	{
+		conn_open(conn, server, op);
+		*fresh = true;
+	}
+	return conn;
+}
+
+/* ---------------------------------------------------------------------
+ * Requests
+ * --------------------------------------------------------------------- */
+
+/*
+ * Send ncmds commands in one write and read their replies in order into
+ * replies[].  Error replies are returned, not raised.  block_ms extends
+ * the deadline for a blocking command (DC_REDIS_BLOCK_FOREVER: only
+ * interrupts end the wait).
+ *
+ * If writing fails on a connection that was idle in the cache, the server
+ * went away since; the connection is reopened and the request sent once
+ * more.  Nothing is resent once a write succeeded.
+ */
+static void
+run_commands(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
+			 redisReply **replies, int64 block_ms)
+{
+	DcRedisConn *conn;
+	bool		fresh;
+	int			attempt;
+	int			i;
+	int64		received = 0;
+	TimestampTz deadline;
+
+	for (attempt = 0;; attempt++)
+	{
+		conn = get_conn(server, op, &fresh);
+		conn->busy = true;
+		for (i = 0; i < ncmds; i++)
+		{
+			if (redisAppendCommandArgv(conn->ctx, cmds[i]->argc, cmds[i]->argv,
+									   cmds[i]->argvlen) != REDIS_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory")));
+		}
+		if (block_ms == DC_REDIS_BLOCK_FOREVER)
+			deadline = 0;
+		else
+			deadline = deadline_after(server->timeout_ms + (int) Min(block_ms, INT_MAX / 2));
+		if (flush_output(server, op, conn->ctx, deadline, false))
+			break;
+		if (fresh || attempt > 0)
+			raise_io(server, op, conn->ctx->errstr[0] ? conn->ctx->errstr : strerror(errno));
+		/* busy stays set: get_conn closes it and connects again */
+	}
+
+	for (i = 0; i < ncmds; i++)
+		replies[i] = read_reply(server, op, conn->ctx, deadline, false, &received);
+	conn->busy = false;
+}
+
+redisReply *
+dc_redis_run_blocking(DcServer *server, const char *op, DcRedisCmd *cmd,
+					  int64 block_ms)
+{
+	redisReply *reply;
+
+	run_commands(server, op, 1, &cmd, &reply, block_ms);
+	dc_redis_check_reply(server, op, reply);
+	return reply;
+}
+
+/* Run one command; an error reply is raised. */
+redisReply *
+dc_redis_run(DcServer *server, const char *op, DcRedisCmd *cmd)
+{
+	return dc_redis_run_blocking(server, op, cmd, 0);
+}
+
+/* Run commands in one round trip; error replies are returned. */
+void
+dc_redis_pipeline(DcServer *server, const char *op, int ncmds,
+				  DcRedisCmd **cmds, redisReply **replies)
+{
+	if (ncmds > 0)
+		run_commands(server, op, ncmds, cmds, replies, 0);
+}
+
+/* ---------------------------------------------------------------------
+ * Reply errors
+ * --------------------------------------------------------------------- */
+
+void
+dc_redis_check_reply(DcServer *server, const char *op, redisReply *reply)
+{
+	if (reply->type == REDIS_REPLY_ERROR)
+		dc_redis_raise_reply(server, op, reply);
+}
+
+static bool
+has_class(const char *msg, const char *cls)
+{
+	size_t		len = strlen(cls);
+
+	return strncmp(msg, cls, len) == 0 && (msg[len] == ' ' || msg[len] == '\0');
+}
+
+/*
+ * Raise a Redis error reply as a SQL error: the error class picks the
+ * SQLSTATE, the Redis text goes to the detail.
+ */
+void
+dc_redis_raise_reply(DcServer *server, const char *op, redisReply *reply)
+{
+	const char *msg = reply->str ? reply->str : "";
+
+	if (has_class(msg, "WRONGTYPE"))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("redis server \"%s\" rejected %s: WRONGTYPE, the key holds another kind of value",
+						server->servername, op),
+				 errdetail_internal("Redis replied: %s", msg),
+				 errhint("Check the key's type with redis_command('{TYPE,<key>}').")));
+	if (has_class(msg, "NOAUTH") || has_class(msg, "WRONGPASS"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PASSWORD),
+				 errmsg("redis server \"%s\" rejected %s: not authenticated",
+						server->servername, op),
+				 errdetail_internal("Redis replied: %s", msg),
+				 errhint("Check the options \"user\" and \"password\" of the user mapping.")));
+	if (has_class(msg, "NOPERM"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("redis server \"%s\" rejected %s: permission denied",
+						server->servername, op),
+				 errdetail_internal("Redis replied: %s", msg)));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("redis server \"%s\" returned an error for %s",
+					server->servername, op),
+			 errdetail_internal("Redis replied: %s", msg)));
+}
+
+void
+dc_redis_unexpected(DcServer *server, const char *op, redisReply *reply)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("redis server \"%s\" sent an unexpected reply to %s",
+					server->servername, op),
+			 errdetail("The reply has type %d.", reply->type)));
+}
