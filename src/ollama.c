@@ -427,18 +427,23 @@ base_body(DcServer *server, const char *model, json_t *options, json_t *format)
 
 /*
  * Run /api/generate for the arguments (prompt, model, system, options,
- * format, server) shared by ollama_generate and ollama_generate_json, and
- * return the final reply object, which is checked to have "response".
+ * format, server) shared by ollama_generate and ollama_generate_json.
+ * With "text" NULL, return the final reply object, checked to have a
+ * "response" string.  Otherwise set *text to that string and return NULL:
+ * the fast path then decodes only that member of a plain reply, and
+ * anything unusual goes through the general reader as above.
  */
 static json_t *
-generate(FunctionCallInfo fcinfo, const char *operation)
+generate(FunctionCallInfo fcinfo, const char *operation, const char **text)
 {
 	char	   *prompt = text_arg(fcinfo, 0);
 	DcServer   *server = server_arg(fcinfo, 5, operation);
 	const char *model = resolve_model(server, text_arg(fcinfo, 1), operation, "model");
 	char	   *system = text_arg(fcinfo, 2);
 	json_t	   *body;
+	DcHttpResponse *resp;
 	json_t	   *reply;
+	const char *response;
 
 	body = base_body(server, model,
 					 json_arg(fcinfo, 3, "options", 1),
@@ -447,9 +452,31 @@ generate(FunctionCallInfo fcinfo, const char *operation)
 	if (system)
 		json_object_set_new(body, "system", to_json_string(system, "system"));
 
-	reply = dc_ollama_call(server, operation, "POST", "/api/generate", body, model);
-	if (dc_json_get_string(reply, "response") == NULL)
+	resp = ollama_send(server, operation, "POST", "/api/generate", body, model);
+	if (text)
+	{
+		const char *ct = dc_http_header(resp, "content-type");
+		const char *v;
+		size_t		vlen;
+		json_error_t err;
+		json_t	   *value;
+
+		if (!(ct && pg_strncasecmp(ct, "application/x-ndjson", 20) == 0) &&
+			dc_ollama_fast_member(resp->body.data, resp->body.len, "response", &v, &vlen) &&
+			(value = json_loadb(v, vlen, JSON_DECODE_ANY, &err)) != NULL &&
+			json_is_string(value))
+		{
+			*text = json_string_value(value);
+			return NULL;
+		}
+	}
+
+	reply = parse_reply(server, operation, resp);
+	response = dc_json_get_string(reply, "response");
+	if (response == NULL)
 		dc_json_bad_reply(server, operation, "The reply has no \"response\" string.");
+	if (text)
+		*text = response;
 	return reply;
 }
 
@@ -462,12 +489,12 @@ PG_FUNCTION_INFO_V1(datacore_ollama_generate);
 Datum
 datacore_ollama_generate(PG_FUNCTION_ARGS)
 {
-	json_t	   *reply;
+	const char *response;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
-	reply = generate(fcinfo, "ollama_generate");
-	PG_RETURN_TEXT_P(from_json_string(dc_json_get_string(reply, "response")));
+	(void) generate(fcinfo, "ollama_generate", &response);
+	PG_RETURN_TEXT_P(from_json_string(response));
 }
 
 PG_FUNCTION_INFO_V1(datacore_ollama_generate_json);
@@ -483,7 +510,7 @@ datacore_ollama_generate_json(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
-	reply = generate(fcinfo, "ollama_generate_json");
+	reply = generate(fcinfo, "ollama_generate_json", NULL);
 	PG_RETURN_JSONB_P(dc_json_to_jsonb(reply));
 }
 
