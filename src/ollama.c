@@ -792,11 +792,54 @@ dc_ollama_row_maker(TupleDesc tupdesc)
 }
 
 /*
+ * A JSON array as an array literal ({"a","b"}), so that members such as
+ * "families" or "capabilities" fit a text[] column.  Nested values are
+ * written as their JSON text.
+ */
+static char *
+array_literal(json_t *array)
+{
+	StringInfoData buf;
+	size_t		i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < json_array_size(array); i++)
+	{
+		json_t	   *e = json_array_get(array, i);
+		const char *s;
+		const char *p;
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		if (json_is_null(e))
+		{
+			appendStringInfoString(&buf, "NULL");
+			continue;
+		}
+		s = json_is_string(e) ?
+			pg_any_to_server(json_string_value(e), json_string_length(e), PG_UTF8) :
+			dc_json_dumps(e);
+		appendStringInfoChar(&buf, '"');
+		for (p = s; *p; p++)
+		{
+			if (*p == '"' || *p == '\\')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *p);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
  * Fill one row from a model object.  A column takes the member of the same
  * name, or else the member of that name inside "details" (family,
  * parameter_size, quantization_level...); absent members are NULL, so
  * fields a newer server adds can be picked up by adding a column.  jsonb
- * columns take the JSON value; other types parse its text.
+ * columns take the JSON value; array columns take a JSON array element by
+ * element; other types parse the value's text.
  */
 void
 dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model, Datum *values, bool *nulls)
@@ -830,6 +873,8 @@ dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model, Datum *values, bool 
 		}
 		if (json_is_string(v))
 			str = pg_any_to_server(json_string_value(v), json_string_length(v), PG_UTF8);
+		else if (json_is_array(v) && OidIsValid(get_element_type(att->atttypid)))
+			str = array_literal(v);
 		else
 			str = dc_json_dumps(v);
 		values[i] = InputFunctionCall(&maker->infuncs[i], str, maker->ioparams[i],
