@@ -12,7 +12,7 @@
  * syntax error, an escaped member name, deep nesting) makes it give up,
  * and the caller then reads the reply with the general jansson path, whose
  * checks produce the precise error message.  So the fast path never has to
- * explain a failure.  The one leniency: members other than "embeddings"
+ * explain a failure.  The one leniency: members other than the one read
  * are checked for JSON syntax only, not for valid UTF-8 or duplicate keys,
  * since nothing of them is used.
  *
