@@ -153,6 +153,12 @@ SELECT * FROM datacore.ollama_embed(ARRAY['one', 'two', '__dimmismatch__']);
 \echo :LAST_ERROR_SQLSTATE
 ALTER SERVER ollama OPTIONS (ADD embed_batch_size '2');
 SELECT * FROM datacore.ollama_embed(ARRAY['one', 'two', '__dimmismatch__']);
+-- the next chunk is already on its way when a bad one is read: it is
+-- abandoned with the error, and the next call starts clean
+ALTER SERVER ollama OPTIONS (SET embed_batch_size '1');
+SELECT * FROM datacore.ollama_embed(ARRAY['one', '__nan__', 'three', 'four']);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS rows FROM datacore.ollama_embed(ARRAY['one', 'two', 'three']);
 ALTER SERVER ollama OPTIONS (DROP embed_batch_size);
 
 -- installed models

@@ -157,6 +157,21 @@ SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 20
 	'body', '{"embeddings": [[1.5], [2.5], [3.5]]}'));
 SELECT * FROM datacore.ollama_embed(ARRAY['a', 'b']);
 
+-- generate replies: the fast reader takes "response" from a plain object,
+-- anything else goes to the general reader
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', E'{"model":"m","context":[1,2,3],"response":"caf\\u00e9 \\"ok\\"\\n","done":true}'));
+SELECT datacore.ollama_generate('x');
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"respons\u0065": "escaped name", "done": true}'));
+SELECT datacore.ollama_generate('x');
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"response": 42, "done": true}'));
+SELECT datacore.ollama_generate('x');
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"response": "a", "response": "b"}'));
+SELECT datacore.ollama_generate('x');
+
 -- an error object with status 200
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 200, "times": 1,
 	"body": {"error": "model runner has unexpectedly stopped"}}');

@@ -43,6 +43,11 @@ EXPLAIN (COSTS OFF) SELECT * FROM regress_running;
 -- option checks
 CREATE FOREIGN TABLE regress_bad (name text) SERVER ollama OPTIONS (table_type 'loaded');
 CREATE FOREIGN TABLE regress_bad (name text) SERVER ollama OPTIONS (tabletype 'models');
+-- an array column takes a JSON array element by element
+CREATE FOREIGN TABLE regress_families (name text, families text[], details jsonb)
+	SERVER ollama;
+SELECT name, families, families[1] AS first FROM regress_families ORDER BY name;
+DROP FOREIGN TABLE regress_families;
 -- a column whose type cannot take the value
 CREATE FOREIGN TABLE regress_badtype (name int) SERVER ollama;
 SELECT * FROM regress_badtype;

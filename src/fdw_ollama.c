@@ -66,6 +66,9 @@ dcOllamaGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntable
 
 	add_path(baserel, (Path *)
 			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
+#if PG_VERSION_NUM >= 180000
+									 0,
+#endif
 									 startup, total, NIL, NULL, NULL,
 #if PG_VERSION_NUM >= 170000
 									 NIL,

@@ -898,21 +898,36 @@ retry_sleep(DcHttpStream *s, int attempt)
 }
 
 /*
- * Send a request and buffer the whole response.  Network failures and an
- * oversized body are raised here; HTTP error statuses are returned for the
- * service to interpret (see dc_http_raise_status).  Retryable requests are
- * sent again up to the server's "retries" times after a connection failure
- * or a 429/502/503/504, honouring Retry-After.
+ * Send a request without waiting for the answer; dc_http_finish() then
+ * waits for it.  Several started requests progress together (each on a
+ * connection of its own), which lets a caller send the next request of a
+ * batch before working on the previous answer.  On ERROR an unfinished
+ * request is cleaned up like a stream.
+ */
+DcHttpStream *
+dc_http_start(DcServer *server, DcHttpRequest *req)
+{
+	dc_breaker_check(server, req->operation);
+	return stream_start(server, req, false);
+}
+
+/*
+ * Wait for a request begun with dc_http_start() and buffer the whole
+ * response.  Network failures and an oversized body are raised here; HTTP
+ * error statuses are returned for the service to interpret (see
+ * dc_http_raise_status).  Retryable requests are sent again (and waited
+ * for) up to the server's "retries" times after a connection failure or a
+ * 429/502/503/504, honouring Retry-After.
  */
 DcHttpResponse *
-dc_http_execute(DcServer *server, DcHttpRequest *req)
+dc_http_finish(DcHttpStream *s)
 {
+	DcServer   *server = s->server;
+	DcHttpRequest *req = s->req;
 	int			attempt;
 
-	dc_breaker_check(server, req->operation);
 	for (attempt = 0;; attempt++)
 	{
-		DcHttpStream *s = stream_start(server, req, false);
 		bool		last = !req->retryable || attempt >= server->retries;
 
 		while (s->state == STREAM_RUNNING)
@@ -926,6 +941,7 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 		{
 			stream_detach(s, !transfer_ok(s));
 			retry_sleep(s, attempt);
+			s = stream_start(server, req, false);
 			continue;
 		}
 
@@ -944,6 +960,13 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 		}
 		return s->resp;
 	}
+}
+
+/* Send a request and buffer the whole response (see dc_http_finish). */
+DcHttpResponse *
+dc_http_execute(DcServer *server, DcHttpRequest *req)
+{
+	return dc_http_finish(dc_http_start(server, req));
 }
 
 /*

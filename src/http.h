@@ -43,8 +43,10 @@ typedef struct DcHttpHeader
 
 typedef struct DcHttpStream DcHttpStream;
 
-/* Whole-response interface. */
+/* Whole-response interface; start/finish lets several requests overlap. */
 extern DcHttpResponse *dc_http_execute(DcServer *server, DcHttpRequest *req);
+extern DcHttpStream *dc_http_start(DcServer *server, DcHttpRequest *req);
+extern DcHttpResponse *dc_http_finish(DcHttpStream *stream);
 
 /* Streaming interface; dc_http_open returns once the headers are in. */
 extern DcHttpStream *dc_http_open(DcServer *server, DcHttpRequest *req);

@@ -265,25 +265,35 @@ parse_reply(DcServer *server, const char *operation, DcHttpResponse *resp)
 }
 
 /*
- * Send one request to the Ollama API and return the response, whose HTTP
- * status is known to be below 400.  "body" (or NULL) is sent as JSON;
- * "model" names the model the request is about, so that a 404 can say
- * which one is missing.  The bearer token of the user mapping goes out
- * only when one is set.
+ * A request to the Ollama API for path, with "body" (or NULL) as JSON.  The
+ * bearer token of the user mapping goes out only when one is set.
  */
-static DcHttpResponse *
-ollama_send(DcServer *server, const char *operation, const char *method,
-			const char *path, json_t *body, const char *model)
+static DcHttpRequest *
+ollama_request(DcServer *server, const char *operation, const char *method,
+			   const char *path, json_t *body)
 {
 	DcHttpRequest *req = dc_http_request(server, operation, method, path);
-	DcHttpResponse *resp;
 	const char *token = dc_option(server, "bearer_token");
 
 	if (token)
 		dc_http_add_header(req, "Authorization", psprintf("Bearer %s", token));
 	if (body)
 		dc_http_set_json_body(req, dc_json_dumps(body));
-	resp = dc_http_execute(server, req);
+	return req;
+}
+
+/*
+ * Send one request to the Ollama API and return the response, whose HTTP
+ * status is known to be below 400.  "model" names the model the request
+ * is about, so that a 404 can say which one is missing.
+ */
+static DcHttpResponse *
+ollama_send(DcServer *server, const char *operation, const char *method,
+			const char *path, json_t *body, const char *model)
+{
+	DcHttpRequest *req = ollama_request(server, operation, method, path, body);
+	DcHttpResponse *resp = dc_http_execute(server, req);
+
 	if (resp->status >= 400)
 		raise_status(server, req, resp, model);
 	return resp;
@@ -427,18 +437,23 @@ base_body(DcServer *server, const char *model, json_t *options, json_t *format)
 
 /*
  * Run /api/generate for the arguments (prompt, model, system, options,
- * format, server) shared by ollama_generate and ollama_generate_json, and
- * return the final reply object, which is checked to have "response".
+ * format, server) shared by ollama_generate and ollama_generate_json.
+ * With "text" NULL, return the final reply object, checked to have a
+ * "response" string.  Otherwise set *text to that string and return NULL:
+ * the fast path then decodes only that member of a plain reply, and
+ * anything unusual goes through the general reader as above.
  */
 static json_t *
-generate(FunctionCallInfo fcinfo, const char *operation)
+generate(FunctionCallInfo fcinfo, const char *operation, const char **text)
 {
 	char	   *prompt = text_arg(fcinfo, 0);
 	DcServer   *server = server_arg(fcinfo, 5, operation);
 	const char *model = resolve_model(server, text_arg(fcinfo, 1), operation, "model");
 	char	   *system = text_arg(fcinfo, 2);
 	json_t	   *body;
+	DcHttpResponse *resp;
 	json_t	   *reply;
+	const char *response;
 
 	body = base_body(server, model,
 					 json_arg(fcinfo, 3, "options", 1),
@@ -447,9 +462,31 @@ generate(FunctionCallInfo fcinfo, const char *operation)
 	if (system)
 		json_object_set_new(body, "system", to_json_string(system, "system"));
 
-	reply = dc_ollama_call(server, operation, "POST", "/api/generate", body, model);
-	if (dc_json_get_string(reply, "response") == NULL)
+	resp = ollama_send(server, operation, "POST", "/api/generate", body, model);
+	if (text)
+	{
+		const char *ct = dc_http_header(resp, "content-type");
+		const char *v;
+		size_t		vlen;
+		json_error_t err;
+		json_t	   *value;
+
+		if (!(ct && pg_strncasecmp(ct, "application/x-ndjson", 20) == 0) &&
+			dc_ollama_fast_member(resp->body.data, resp->body.len, "response", &v, &vlen) &&
+			(value = json_loadb(v, vlen, JSON_DECODE_ANY, &err)) != NULL &&
+			json_is_string(value))
+		{
+			*text = json_string_value(value);
+			return NULL;
+		}
+	}
+
+	reply = parse_reply(server, operation, resp);
+	response = dc_json_get_string(reply, "response");
+	if (response == NULL)
 		dc_json_bad_reply(server, operation, "The reply has no \"response\" string.");
+	if (text)
+		*text = response;
 	return reply;
 }
 
@@ -462,12 +499,12 @@ PG_FUNCTION_INFO_V1(datacore_ollama_generate);
 Datum
 datacore_ollama_generate(PG_FUNCTION_ARGS)
 {
-	json_t	   *reply;
+	const char *response;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
-	reply = generate(fcinfo, "ollama_generate");
-	PG_RETURN_TEXT_P(from_json_string(dc_json_get_string(reply, "response")));
+	(void) generate(fcinfo, "ollama_generate", &response);
+	PG_RETURN_TEXT_P(from_json_string(response));
 }
 
 PG_FUNCTION_INFO_V1(datacore_ollama_generate_json);
@@ -483,7 +520,7 @@ datacore_ollama_generate_json(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
-	reply = generate(fcinfo, "ollama_generate_json");
+	reply = generate(fcinfo, "ollama_generate_json", NULL);
 	PG_RETURN_JSONB_P(dc_json_to_jsonb(reply));
 }
 
@@ -544,30 +581,64 @@ datacore_ollama_chat(PG_FUNCTION_ARGS)
 
 /* ---------- embeddings ---------- */
 
+/* An /api/embed request on its way (see embed_start). */
+typedef struct EmbedCall
+{
+	DcHttpRequest *req;
+	DcHttpStream *stream;
+	int			n;				/* number of inputs */
+	int			first;			/* 1-based position of the first input */
+} EmbedCall;
+
 /*
- * POST /api/embed for "inputs" (a JSON string or array of n strings) and
- * return the n vectors as real[] Datums.  Every vector must have "*dim"
- * elements; a *dim of 0 is set from the first vector.  "first" is the
- * 1-based position of inputs[0] in the caller's list, for messages.
+ * Send POST /api/embed for "inputs" (a JSON string or array of n strings)
+ * without waiting for the answer.  "first" is the 1-based position of
+ * inputs[0] in the caller's list, for messages.
  */
-static Datum *
-embed_request(DcServer *server, const char *operation, const char *model,
-			  json_t *inputs, int n, int first, int *dim)
+static EmbedCall *
+embed_start(DcServer *server, const char *operation, const char *model,
+			json_t *inputs, int n, int first)
 {
 	json_t	   *body = dc_json_object();
-	DcHttpResponse *resp;
-	const char *ct;
-	json_t	   *reply;
-	json_t	   *vectors;
-	Datum	   *out = palloc(sizeof(Datum) * n);
-	int			i;
+	EmbedCall  *call = palloc(sizeof(EmbedCall));
 
 	json_object_set_new(body, "model", to_json_string(model, "model"));
 	json_object_set(body, "input", inputs);
 	add_keep_alive(body, server);
 
-	resp = ollama_send(server, operation, "POST", "/api/embed", body, model);
-	ct = dc_http_header(resp, "content-type");
+	call->req = ollama_request(server, operation, "POST", "/api/embed", body);
+	call->stream = dc_http_start(server, call->req);
+	call->n = n;
+	call->first = first;
+	return call;
+}
+
+/* Wait for an embed_start() request; its HTTP status is checked. */
+static DcHttpResponse *
+embed_wait(DcServer *server, const char *model, EmbedCall *call)
+{
+	DcHttpResponse *resp = dc_http_finish(call->stream);
+
+	if (resp->status >= 400)
+		raise_status(server, call->req, resp, model);
+	return resp;
+}
+
+/*
+ * The n vectors of an /api/embed reply as real[] Datums.  Every vector
+ * must have "*dim" elements; a *dim of 0 is set from the first vector.
+ */
+static Datum *
+embed_vectors(DcServer *server, const char *operation, EmbedCall *call,
+			  DcHttpResponse *resp, int *dim)
+{
+	int			n = call->n;
+	const char *ct = dc_http_header(resp, "content-type");
+	json_t	   *reply;
+	json_t	   *vectors;
+	Datum	   *out = palloc(sizeof(Datum) * n);
+	int			i;
+
 	if (!(ct && pg_strncasecmp(ct, "application/x-ndjson", 20) == 0) &&
 		dc_ollama_fast_embeddings(resp->body.data, resp->body.len, n, dim, out))
 		return out;
@@ -584,7 +655,7 @@ embed_request(DcServer *server, const char *operation, const char *model,
 	for (i = 0; i < n; i++)
 	{
 		ArrayType  *arr = dc_json_to_float4_array(json_array_get(vectors, i), server, operation,
-												  psprintf("embedding %d", first + i));
+												  psprintf("embedding %d", call->first + i));
 		int			len = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 
 		if (*dim == 0)
@@ -592,7 +663,7 @@ embed_request(DcServer *server, const char *operation, const char *model,
 		else if (len != *dim)
 			dc_json_bad_reply(server, operation,
 							  psprintf("Embedding %d has %d dimensions where the others have %d.",
-									   first + i, len, *dim));
+									   call->first + i, len, *dim));
 		out[i] = PointerGetDatum(arr);
 	}
 	return out;
@@ -621,6 +692,7 @@ datacore_ollama_embed(PG_FUNCTION_ARGS)
 	DcServer   *server;
 	const char *model;
 	int			dim = 0;
+	EmbedCall  *call;
 	Datum	   *vec;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
@@ -629,8 +701,23 @@ datacore_ollama_embed(PG_FUNCTION_ARGS)
 	check_embed_input(input, 0);
 	server = server_arg(fcinfo, 2, op);
 	model = resolve_model(server, text_arg(fcinfo, 1), op, "embedding_model");
-	vec = embed_request(server, op, model, to_json_string(input, "input"), 1, 1, &dim);
+	call = embed_start(server, op, model, to_json_string(input, "input"), 1, 1);
+	vec = embed_vectors(server, op, call, embed_wait(server, model, call), &dim);
 	PG_RETURN_DATUM(vec[0]);
+}
+
+/* Start the /api/embed request for inputs [start, start + count). */
+static EmbedCall *
+embed_start_chunk(DcServer *server, const char *operation, const char *model,
+				  Datum *elems, int start, int count)
+{
+	json_t	   *inputs = json_array();
+	int			i;
+
+	for (i = 0; i < count; i++)
+		json_array_append_new(inputs,
+							  to_json_string(TextDatumGetCString(elems[start + i]), "inputs"));
+	return embed_start(server, operation, model, inputs, count, start + 1);
 }
 
 PG_FUNCTION_INFO_V1(datacore_ollama_embed_batch);
@@ -640,6 +727,11 @@ PG_FUNCTION_INFO_V1(datacore_ollama_embed_batch);
  * real[]): one /api/embed request per embed_batch_size texts, rows in
  * input order with 1-based idx.  Any failure fails the whole call, so a
  * caller never sees part of the set.
+ *
+ * The next chunk's request is sent before the current answer is read, so
+ * the server embeds one chunk while we convert the previous one.  Each
+ * chunk lives in one of two memory contexts, used in turn: resetting the
+ * finished chunk's context must not touch the request still in flight.
  */
 Datum
 datacore_ollama_embed_batch(PG_FUNCTION_ARGS)
@@ -656,8 +748,10 @@ datacore_ollama_embed_batch(PG_FUNCTION_ARGS)
 	const char *model;
 	int			batch;
 	int			dim = 0;
-	MemoryContext chunkcxt,
+	MemoryContext cxt[2],
 				oldcxt;
+	EmbedCall  *pending;
+	int			k;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
@@ -684,22 +778,33 @@ datacore_ollama_embed_batch(PG_FUNCTION_ARGS)
 	model = resolve_model(server, text_arg(fcinfo, 1), op, "embedding_model");
 	batch = dc_option_int(server, "embed_batch_size", DEFAULT_EMBED_BATCH_SIZE);
 
-	chunkcxt = AllocSetContextCreate(CurrentMemoryContext, "ollama_embed chunk",
-									 ALLOCSET_DEFAULT_SIZES);
-	for (start = 0; start < n; start += batch)
+	cxt[0] = AllocSetContextCreate(CurrentMemoryContext, "ollama_embed chunk",
+								   ALLOCSET_DEFAULT_SIZES);
+	cxt[1] = AllocSetContextCreate(CurrentMemoryContext, "ollama_embed chunk",
+								   ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt[0]);
+	pending = embed_start_chunk(server, op, model, elems, 0, Min(batch, n));
+
+	for (start = 0, k = 0; start < n; start += batch, k++)
 	{
-		int			count = Min(batch, n - start);
-		json_t	   *inputs;
+		EmbedCall  *call = pending;
+		DcHttpResponse *resp;
 		Datum	   *vectors;
 
 		CHECK_FOR_INTERRUPTS();
-		oldcxt = MemoryContextSwitchTo(chunkcxt);
-		inputs = json_array();
-		for (i = 0; i < count; i++)
-			json_array_append_new(inputs,
-								  to_json_string(TextDatumGetCString(elems[start + i]), "inputs"));
-		vectors = embed_request(server, op, model, inputs, count, start + 1, &dim);
-		for (i = 0; i < count; i++)
+		MemoryContextSwitchTo(cxt[k % 2]);
+		resp = embed_wait(server, model, call);
+
+		if (start + batch < n)
+		{
+			MemoryContextSwitchTo(cxt[(k + 1) % 2]);
+			pending = embed_start_chunk(server, op, model, elems, start + batch,
+										Min(batch, n - start - batch));
+			MemoryContextSwitchTo(cxt[k % 2]);
+		}
+
+		vectors = embed_vectors(server, op, call, resp, &dim);
+		for (i = 0; i < call->n; i++)
 		{
 			Datum		values[2];
 			bool		nulls[2] = {false, false};
@@ -708,10 +813,11 @@ datacore_ollama_embed_batch(PG_FUNCTION_ARGS)
 			values[1] = vectors[i];
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(chunkcxt);
+		MemoryContextReset(cxt[k % 2]);
 	}
-	MemoryContextDelete(chunkcxt);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt[0]);
+	MemoryContextDelete(cxt[1]);
 	return (Datum) 0;
 }
 
@@ -765,11 +871,54 @@ dc_ollama_row_maker(TupleDesc tupdesc)
 }
 
 /*
+ * A JSON array as an array literal ({"a","b"}), so that members such as
+ * "families" or "capabilities" fit a text[] column.  Nested values are
+ * written as their JSON text.
+ */
+static char *
+array_literal(json_t *array)
+{
+	StringInfoData buf;
+	size_t		i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < json_array_size(array); i++)
+	{
+		json_t	   *e = json_array_get(array, i);
+		const char *s;
+		const char *p;
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		if (json_is_null(e))
+		{
+			appendStringInfoString(&buf, "NULL");
+			continue;
+		}
+		s = json_is_string(e) ?
+			pg_any_to_server(json_string_value(e), json_string_length(e), PG_UTF8) :
+			dc_json_dumps(e);
+		appendStringInfoChar(&buf, '"');
+		for (p = s; *p; p++)
+		{
+			if (*p == '"' || *p == '\\')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *p);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
  * Fill one row from a model object.  A column takes the member of the same
  * name, or else the member of that name inside "details" (family,
  * parameter_size, quantization_level...); absent members are NULL, so
  * fields a newer server adds can be picked up by adding a column.  jsonb
- * columns take the JSON value; other types parse its text.
+ * columns take the JSON value; array columns take a JSON array element by
+ * element; other types parse the value's text.
  */
 void
 dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model, Datum *values, bool *nulls)
@@ -803,6 +952,8 @@ dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model, Datum *values, bool 
 		}
 		if (json_is_string(v))
 			str = pg_any_to_server(json_string_value(v), json_string_length(v), PG_UTF8);
+		else if (json_is_array(v) && OidIsValid(get_element_type(att->atttypid)))
+			str = array_literal(v);
 		else
 			str = dc_json_dumps(v);
 		values[i] = InputFunctionCall(&maker->infuncs[i], str, maker->ioparams[i],

@@ -39,5 +39,7 @@ extern void dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model,
 /* in ollama_vectors.c */
 extern bool dc_ollama_fast_embeddings(const char *data, size_t len, int n,
 									  int *dim, Datum *out);
+extern bool dc_ollama_fast_member(const char *data, size_t len, const char *key,
+								  const char **vstart, size_t *vlen);
 
 #endif							/* DATACORE_OLLAMA_H */

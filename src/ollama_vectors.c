@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * ollama_vectors.c
- *		A fast path for reading /api/embed replies.
+ *		Fast paths for reading the two replies that dominate call time:
+ *		/api/embed (vectors) and /api/generate (the "response" text).
  *
  * A batch of embeddings is mostly numbers, and building a jansson tree of
  * them only to copy each into a real[] costs more backend time than the
@@ -11,7 +12,7 @@
  * syntax error, an escaped member name, deep nesting) makes it give up,
  * and the caller then reads the reply with the general jansson path, whose
  * checks produce the precise error message.  So the fast path never has to
- * explain a failure.  The one leniency: members other than "embeddings"
+ * explain a failure.  The one leniency: members other than the one read
  * are checked for JSON syntax only, not for valid UTF-8 or duplicate keys,
  * since nothing of them is used.
  *
@@ -323,4 +324,55 @@ dc_ollama_fast_embeddings(const char *data, size_t len, int n, int *dim, Datum *
 		return data != NULL;
 	*dim = dim_in;
 	return false;
+}
+
+/*
+ * Find the top-level member "key" of a reply object (NUL-terminated, len
+ * bytes) and return the span of its raw JSON value (*vstart, *vlen).
+ * Returns false, raising nothing, unless the reply is a well-formed object
+ * with exactly one such member and no "error" member.  Used for
+ * ollama_generate, whose reply also carries a "context" array of token ids
+ * that would otherwise be built into a tree only to be thrown away.
+ */
+bool
+dc_ollama_fast_member(const char *data, size_t len, const char *key,
+					  const char **vstart, size_t *vlen)
+{
+	Scanner		s = {data, data + len};
+	size_t		keylen = strlen(key);
+	bool		seen = false;
+
+	if (data == NULL || !expect(&s, '{'))
+		return false;
+	if (!expect(&s, '}'))
+	{
+		do
+		{
+			const char *k;
+			size_t		klen;
+			bool		esc;
+			const char *v;
+
+			if (!scan_string(&s, &k, &klen, &esc) || esc || !expect(&s, ':'))
+				return false;
+			if (klen == 5 && memcmp(k, "error", 5) == 0)
+				return false;
+			skip_ws(&s);
+			v = s.p;
+			if (!skip_value(&s, 0))
+				return false;
+			if (klen == keylen && memcmp(k, key, keylen) == 0)
+			{
+				if (seen)
+					return false;
+				seen = true;
+				*vstart = v;
+				*vlen = s.p - v;
+			}
+		} while (expect(&s, ','));
+		if (!expect(&s, '}'))
+			return false;
+	}
+	skip_ws(&s);
+	return seen && s.p == s.end;
 }

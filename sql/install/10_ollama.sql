@@ -63,7 +63,9 @@ COMMENT ON FUNCTION ollama_version(name) IS 'version string of the Ollama server
 CREATE FUNCTION ollama_fdw_handler() RETURNS fdw_handler
 	AS 'MODULE_PATHNAME', 'datacore_ollama_fdw_handler' LANGUAGE C STRICT;
 -- The wrapper has no foreign tables yet, so ALTER's warning that a new
--- handler changes existing tables is noise in every CREATE EXTENSION; the
--- setting reverts when the script ends.
+-- handler changes existing tables is noise in every CREATE EXTENSION.
+-- CREATE EXTENSION runs the script at "warning" at most and restores the
+-- caller's setting afterwards.
 SET client_min_messages = error;
 ALTER FOREIGN DATA WRAPPER datacore_ollama HANDLER ollama_fdw_handler;
+SET client_min_messages = warning;
