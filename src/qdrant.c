@@ -27,10 +27,11 @@
 #include "qdrant.h"
 
 /*
- * Marks a jansson string that stands for an unsigned integer above
- * INT64_MAX.  0x1F cannot appear unescaped in JSON text, and jansson
- * always writes it as \u001F, which is what dc_qdrant_dumps() looks for
- * (rewrite_big_integers() writes the same escape).
+ * Marks a jansson string that stands for an integer outside the int64
+ * range (an id above INT64_MAX, or a big number in a payload).  0x1F
+ * cannot appear unescaped in JSON text, and jansson always writes it as
+ * \u001F, which is what dc_qdrant_dumps() looks for (rewrite_big_integers()
+ * writes the same escape).
  */
 #define U64_MARK		"\x1Fu64:"
 #define U64_MARK_LEN	5
@@ -67,7 +68,7 @@ dc_qdrant_dumps(json_t *json)
 	while (p != NULL)
 	{
 		const char *digits = p + U64_MARK_JSON_LEN;
-		const char *end = digits;
+		const char *end = digits + (*digits == '-' ? 1 : 0);
 
 		while (isdigit((unsigned char) *end))
 			end++;
@@ -102,9 +103,9 @@ cmp_digits(const char *a, size_t alen, const char *b)
 }
 
 /*
- * Rewrite the integers jansson cannot hold: those in (INT64_MAX, UINT64_MAX]
- * become marked strings, larger or smaller ones become reals.  Returns NULL
- * when nothing needed rewriting.
+ * Rewrite the integers jansson cannot hold (outside the int64 range) as
+ * marked strings, so that they come out unchanged.  Returns NULL when
+ * nothing needed rewriting.
  */
 static char *
 rewrite_big_integers(const char *data, size_t len, size_t *outlen)
@@ -168,18 +169,9 @@ rewrite_big_integers(const char *data, size_t len, size_t *outlen)
 						rewritten = true;
 					}
 					appendBinaryStringInfo(&out, data + copied, start - copied);
-					if (!negative &&
-						cmp_digits(data + dstart, nd, "18446744073709551615") <= 0)
-					{
-						appendStringInfoString(&out, U64_MARK_JSON);
-						appendBinaryStringInfo(&out, data + dstart, nd);
-						appendStringInfoChar(&out, '"');
-					}
-					else
-					{
-						appendBinaryStringInfo(&out, data + start, i - start);
-						appendStringInfoString(&out, ".0");
-					}
+					appendStringInfoString(&out, U64_MARK_JSON);
+					appendBinaryStringInfo(&out, data + start, i - start);
+					appendStringInfoChar(&out, '"');
 					copied = i;
 				}
 			}
@@ -335,7 +327,13 @@ dc_qdrant_id_to_text(DcServer *server, const char *operation, json_t *id)
 		const char *s = json_string_value(id);
 
 		if (strncmp(s, U64_MARK, U64_MARK_LEN) == 0)
-			return pstrdup(s + U64_MARK_LEN);
+		{
+			s += U64_MARK_LEN;
+			if (*s == '-' || strlen(s) > 20 ||
+				cmp_digits(s, strlen(s), "18446744073709551615") > 0)
+				dc_json_bad_reply(server, operation,
+								  psprintf("Point id %s is not an unsigned 64-bit integer.", s));
+		}
 		return pstrdup(s);
 	}
 	dc_json_bad_reply(server, operation, "A point id is neither an unsigned integer nor a string.");
