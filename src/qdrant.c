@@ -384,7 +384,7 @@ raise_qdrant_error(DcServer *server, DcHttpRequest *req, DcHttpResponse *resp,
 		int			expected = exp ? atoi(exp + 14) : 0;
 
 		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("wrong vector dimension for collection \"%s\" on server \"%s\" in %s",
 						collection ? collection : "?", server->servername, req->operation),
 				 errdetail_internal("%s", msg),
@@ -394,7 +394,7 @@ raise_qdrant_error(DcServer *server, DcHttpRequest *req, DcHttpResponse *resp,
 	if (msg && collection && resp->status == 404 &&
 		strncmp(msg, "Not found: Collection", 21) == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("collection \"%s\" does not exist on server \"%s\"",
 						collection, server->servername),
 				 errdetail_internal("%s", msg),
@@ -641,7 +641,7 @@ datacore_qdrant_drop_collection(PG_FUNCTION_ARGS)
 		dc_json_bad_reply(server, op, "The result is not a boolean.");
 	if (json_is_false(result) && !if_exists)
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_TABLE_NOT_FOUND),
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("collection \"%s\" does not exist on server \"%s\"",
 						collection, server->servername),
 				 errhint("Pass if_exists => true to accept a missing collection.")));
