@@ -188,6 +188,7 @@ typedef struct QdModifyState
 	AttrNumber	wholerow_junk;
 	List	   *updated;		/* attnums set by UPDATE */
 	int			batch_size;
+	bool		has_key_columns;	/* any column mapped to a payload key */
 	MemoryContext temp_cxt;		/* reset after every request */
 } QdModifyState;
 
@@ -1460,6 +1461,9 @@ dcQdrantBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	st->cmd = mtstate->operation;
 	st->updated = fdw_private ? linitial(fdw_private) : NIL;
 	st->batch_size = st->table->batch_size;
+	for (int i = 0; i < st->table->natts; i++)
+		if (st->table->cols[i].kind == QD_COL_KEY)
+			st->has_key_columns = true;
 	st->operation = psprintf("%s on foreign table \"%s\"",
 							 st->cmd == CMD_INSERT ? "INSERT" :
 							 st->cmd == CMD_UPDATE ? "UPDATE" : "DELETE",
@@ -1552,6 +1556,26 @@ slot_vector(QdModifyState *st, TupleTableSlot *slot)
 	return dc_float4_array_to_json(DatumGetArrayTypeP(value), "vector");
 }
 
+static void
+slot_vector_text(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		value;
+
+	if (st->table->vector_att == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no \"vector\" column", st->table->relname),
+				 errdetail("Every Qdrant point needs a vector.")));
+	value = slot_getattr(slot, st->table->vector_att, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("column \"vector\" of foreign table \"%s\" must not be null",
+						st->table->relname)));
+	dc_qdrant_append_vector(buf, DatumGetArrayTypeP(value), "vector");
+}
+
 /*
  * The payload for a row: the payload column's object (or {}), with the
  * key columns listed in "keys" (all key columns when keys is NULL) laid
@@ -1603,10 +1627,10 @@ slot_payload(QdModifyState *st, TupleTableSlot *slot, List *keys, bool with_payl
 	return payload;
 }
 
-static json_t *
-point_from_slot(QdModifyState *st, TupleTableSlot *slot)
+/* Append one point as JSON text: {"id":..,"vector":[..],"payload":{..}} */
+static void
+append_point(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
 {
-	json_t	   *point = dc_json_object();
 	bool		isnull;
 
 	if (st->table->id_att == 0)
@@ -1623,26 +1647,47 @@ point_from_slot(QdModifyState *st, TupleTableSlot *slot)
 					 errmsg("column \"score\" of foreign table \"%s\" is read-only",
 							st->table->relname)));
 	}
-	json_object_set_new(point, "id", slot_id(st, slot, st->table->id_att));
-	json_object_set_new(point, "vector", slot_vector(st, slot));
-	json_object_set_new(point, "payload", slot_payload(st, slot, NIL, true));
-	return point;
+	appendStringInfo(buf, "{\"id\":%s,\"vector\":",
+					 dc_qdrant_dumps(slot_id(st, slot, st->table->id_att)));
+	slot_vector_text(buf, st, slot);
+	appendStringInfoString(buf, ",\"payload\":");
+	if (!st->has_key_columns && st->table->payload_att != 0 &&
+		!slot_attisnull(slot, st->table->payload_att))
+	{
+		/* the payload column alone: jsonb's text is the JSON to send */
+		Jsonb	   *payload = DatumGetJsonbP(slot_getattr(slot, st->table->payload_att, &isnull));
+
+		if (!JB_ROOT_IS_OBJECT(payload))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"payload\" of foreign table \"%s\" must hold a JSON object",
+							st->table->relname)));
+		(void) JsonbToCString(buf, &payload->root, VARSIZE(payload));
+	}
+	else
+		appendStringInfoString(buf, dc_qdrant_dumps(slot_payload(st, slot, NIL, true)));
+	appendStringInfoChar(buf, '}');
 }
 
 static void
 send_points(QdModifyState *st, TupleTableSlot **slots, int n)
 {
 	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
-	json_t	   *points = json_array();
-	json_t	   *body = dc_json_object();
+	StringInfoData body;
 	int			i;
 
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"points\":[");
 	for (i = 0; i < n; i++)
-		json_array_append_new(points, point_from_slot(st, slots[i]));
-	json_object_set_new(body, "points", points);
-	(void) dc_qdrant_call(st->server, st->operation, "PUT",
-						  dc_qdrant_path(st->table->collection, "/points?wait=true"),
-						  body, st->table->collection);
+	{
+		if (i > 0)
+			appendStringInfoChar(&body, ',');
+		append_point(&body, st, slots[i]);
+	}
+	appendStringInfoString(&body, "]}");
+	(void) dc_qdrant_call_text(st->server, st->operation, "PUT",
+							   dc_qdrant_path(st->table->collection, "/points?wait=true"),
+							   body.data, st->table->collection);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->temp_cxt);
 }

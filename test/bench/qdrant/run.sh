@@ -10,8 +10,8 @@
 #
 # Run it under the stack lock, after `make install`:
 #   flock /tmp/datacore-check.lock test/bench/qdrant/run.sh
-# It works in its own database (datacore_bench) and its own server
-# (bench_qdrant) and drops the collections it made.  Reading
+# It works in its own database (datacore_bench, made afresh) and its own
+# server (bench_qdrant), and drops the collections it made.  Reading
 # /proc/<pid>/clear_refs needs the same OS user as the backend, or root.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -27,12 +27,10 @@ DB=datacore_bench
 psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-psql -X -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
-	psql -X -q -d postgres -c "CREATE DATABASE $DB"
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 
 psql_db <<SQL
 SET client_min_messages = warning;
-DROP EXTENSION IF EXISTS datacore CASCADE;
 CREATE EXTENSION datacore;
 SET search_path = datacore, public;
 CREATE SERVER bench_qdrant FOREIGN DATA WRAPPER datacore_qdrant
@@ -40,7 +38,7 @@ CREATE SERVER bench_qdrant FOREIGN DATA WRAPPER datacore_qdrant
 -- the source rows: random vectors, made once
 DROP TABLE IF EXISTS bench_src;
 CREATE TABLE bench_src AS
-	SELECT i AS id, ARRAY(SELECT random()::real + 0 * i FROM generate_series(1, $DIM)) AS vector,
+	SELECT i AS id, ARRAY(SELECT (random() + 0 * i)::real FROM generate_series(1, $DIM)) AS vector,
 		   jsonb_build_object('n', i, 'tag', 'bench') AS payload
 	FROM generate_series(1, $N) i;
 CREATE FUNCTION bench_reset(c text) RETURNS void LANGUAGE sql AS \$\$
@@ -133,3 +131,4 @@ awk -v s="$s_med" -v b="$b_med" -v ns="$SMALL" -v nb="$N" 'BEGIN {
 psql_db -q <<SQL >/dev/null
 SELECT datacore.qdrant_drop_collection(c, true, 'bench_qdrant') FROM unnest(ARRAY['bench_ft', 'bench_small']) c;
 SQL
+psql -X -q -d postgres -c "DROP DATABASE $DB"
