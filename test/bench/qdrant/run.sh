@@ -88,6 +88,31 @@ awk -v n="$N" -v ft="$ft_med" -v pp="$pp_med" 'BEGIN {
 psql_db -Atc "SELECT 'points stored: ' || datacore.qdrant_count('bench_ft', NULL, true, 'bench_qdrant') || ' (foreign table), ' || datacore.qdrant_count('bench_pp', NULL, true, 'bench_qdrant') || ' (per point)'"
 psql_db -qc "SELECT datacore.qdrant_drop_collection('bench_pp', true, 'bench_qdrant')" >/dev/null
 
+# The same upserts sent by curl over one keep-alive connection, without
+# PostgreSQL: what the stand-in itself allows, i.e. the best ratio any
+# client could reach against it.
+echo "== the stand-in alone (curl, keep-alive): $BATCH-point versus 1-point upserts"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 - "$tmp" "$DIM" "$BATCH" <<'PY'
+import json, random, sys
+out, dim, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i}} for i in range(batch)]
+open(out + "/batch.json", "w").write(json.dumps({"points": pts}))
+open(out + "/one.json", "w").write(json.dumps({"points": pts[:1]}))
+PY
+base="http://127.0.0.1:$DC_QDRANT_PORT/collections/bench_curl"
+curl -s -X PUT -H 'Content-Type: application/json' -d "{\"vectors\":{\"size\":$DIM,\"distance\":\"Cosine\"}}" "$base" >/dev/null
+reqs=$((6400 / BATCH))
+t_batch=$( { /usr/bin/time -f %e curl -s -X PUT -H 'Content-Type: application/json' --data-binary @"$tmp/batch.json" \
+	$(for _ in $(seq 1 "$reqs"); do echo "$base/points?wait=true"; done) >/dev/null; } 2>&1)
+t_one=$( { /usr/bin/time -f %e curl -s -X PUT -H 'Content-Type: application/json' --data-binary @"$tmp/one.json" \
+	$(for _ in $(seq 1 1000); do echo "$base/points?wait=true"; done) >/dev/null; } 2>&1)
+curl -s -X DELETE "$base" >/dev/null
+awk -v tb="$t_batch" -v to="$t_one" -v nb="$((reqs * BATCH))" -v b="$BATCH" 'BEGIN {
+	printf "  %d points in %d-point requests: %.0f points/s; 1000 one-point requests: %.0f points/s; ceiling ratio %.1fx\n",
+		nb, b, nb / tb, 1000 / to, (nb / tb) / (1000 / to) }'
+
 echo "== scan memory: backend VmHWM reading every vector and payload, $RUNS runs each"
 psql_db -At <<SQL >/dev/null
 SET search_path = datacore, public;
