@@ -164,6 +164,15 @@ INSERT INTO regress_docs (id, vector, lang) VALUES (20, '{1,2,3}', 'en'), (21, '
 RETURNING id, lang, payload;
 SELECT count(*) AS requests, max(jsonb_array_length(body->'points')) AS points FROM regress_requests();
 
+-- COPY works too (PostgreSQL 15 sends COPY rows to foreign tables one by one)
+SELECT dc_test.clear_log('qdrant');
+COPY regress_docs (id, vector, lang) FROM STDIN;
+22	{0,1,1}	en
+23	{1,0,1}	de
+\.
+SELECT count(*) AS requests FROM regress_requests();
+SELECT id, lang FROM regress_docs WHERE id IN (22, 23) ORDER BY id;
+
 -- bad rows are rejected before anything of their batch is sent
 SELECT dc_test.clear_log('qdrant');
 INSERT INTO regress_docs (id, vector) VALUES (30, '{1,1,1}'), (NULL, '{1,1,1}');

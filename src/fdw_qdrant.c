@@ -1062,13 +1062,18 @@ fetch_page(QdScanState *st)
 	else
 	{
 		next = json_object_get(result, "next_page_offset");
-		st->has_next = false;
-		if (next && !json_is_null(next))
+		if (next == NULL || json_is_null(next))
+			st->has_next = false;
+		else
 		{
 			char	   *text = dc_qdrant_id_to_text(st->server, st->operation, next);
 
 			if (strlen(text) >= sizeof(st->next_text))
 				dc_json_bad_reply(st->server, st->operation, "The next page offset is not a point id.");
+			/* a server that keeps pointing at the same page would never end */
+			if (st->has_next && strcmp(st->next_text, text) == 0)
+				dc_json_bad_reply(st->server, st->operation,
+								  psprintf("The next page starts at %s again.", text));
 			strlcpy(st->next_text, text, sizeof(st->next_text));
 			st->has_next = true;
 		}
@@ -1443,22 +1448,47 @@ modify_user(ResultRelInfo *rinfo, EState *estate)
 #if PG_VERSION_NUM >= 160000
 	return ExecGetResultRelCheckAsUser(rinfo, estate);
 #else
-	RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, estate);
+	/* a partition that tuples are routed to has no range table entry */
+	Index		rti = rinfo->ri_RangeTableIndex;
+	RangeTblEntry *rte;
 
+	if (rti == 0 && rinfo->ri_RootResultRelInfo)
+		rti = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
+	if (rti == 0)
+		return GetUserId();
+	rte = exec_rt_fetch(rti, estate);
 	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
 #endif
 }
 
 static void
+begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
+			 List *fdw_private, int eflags);
+
+static void
 dcQdrantBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						   List *fdw_private, int subplan_index, int eflags)
+{
+	begin_modify(mtstate, rinfo, mtstate->operation, fdw_private, eflags);
+}
+
+/* COPY into the table, and tuples routed to it as a partition. */
+static void
+dcQdrantBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	begin_modify(mtstate, rinfo, CMD_INSERT, NIL, 0);
+}
+
+static void
+begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
+			 List *fdw_private, int eflags)
 {
 	QdModifyState *st = palloc0(sizeof(QdModifyState));
 	EState	   *estate = mtstate->ps.state;
 
 	rinfo->ri_FdwState = st;
 	st->table = get_table(rinfo->ri_RelationDesc);
-	st->cmd = mtstate->operation;
+	st->cmd = cmd;
 	st->updated = fdw_private ? linitial(fdw_private) : NIL;
 	st->batch_size = st->table->batch_size;
 	for (int i = 0; i < st->table->natts; i++)
@@ -1910,6 +1940,8 @@ datacore_qdrant_fdw_handler(PG_FUNCTION_ARGS)
 	r->ExecForeignUpdate = dcQdrantExecForeignUpdate;
 	r->ExecForeignDelete = dcQdrantExecForeignDelete;
 	r->EndForeignModify = dcQdrantEndForeignModify;
+	r->BeginForeignInsert = dcQdrantBeginForeignInsert;
+	r->EndForeignInsert = dcQdrantEndForeignModify;
 	r->ExplainForeignModify = dcQdrantExplainForeignModify;
 	r->IsForeignRelUpdatable = dcQdrantIsForeignRelUpdatable;
 
