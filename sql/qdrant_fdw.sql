@@ -222,6 +222,14 @@ SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 500, "times": 1}');
 SELECT count(*) FROM regress_docs;
 SELECT dc_test.fault('qdrant', '{"mode": "truncate", "times": 1}');
 SELECT count(*) FROM regress_docs;
+-- ... also when it is not the first page
+BEGIN;
+DECLARE regress_cur CURSOR FOR SELECT id FROM regress_docs ORDER BY id;
+DECLARE regress_scan NO SCROLL CURSOR FOR SELECT id FROM regress_docs;
+FETCH 3 FROM regress_scan;
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 503, "times": 1}');
+FETCH 3 FROM regress_scan;
+ROLLBACK;
 SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1, "body": {"result": {"points": 5}, "status": "ok"}}');
 SELECT count(*) FROM regress_docs;
 SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1, "body": {"result": {"points": [{"id": -4}]}, "status": "ok"}}');
