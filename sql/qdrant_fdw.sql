@@ -224,7 +224,6 @@ SELECT dc_test.fault('qdrant', '{"mode": "truncate", "times": 1}');
 SELECT count(*) FROM regress_docs;
 -- ... also when it is not the first page
 BEGIN;
-DECLARE regress_cur CURSOR FOR SELECT id FROM regress_docs ORDER BY id;
 DECLARE regress_scan NO SCROLL CURSOR FOR SELECT id FROM regress_docs;
 FETCH 3 FROM regress_scan;
 SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 503, "times": 1}');
