@@ -529,6 +529,11 @@ classify_clause(RelOptInfo *baserel, QdPlanInfo *pi, Expr *clause, bool *exact)
 	return false;
 }
 
+/*
+ * Decide which restrictions go to Qdrant and which columns the scan must
+ * ask for; estimate the row count (Qdrant keeps no statistics we could
+ * read without a request, so a scan is assumed to return DEFAULT_ROWS).
+ */
 static void
 dcQdrantGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -610,6 +615,20 @@ score_order(PlannerInfo *root, RelOptInfo *baserel, QdTable *t)
 	return 0;
 }
 
+/* create_foreignscan_path() grew an fdw_restrictinfo argument in 17 */
+static ForeignPath *
+make_path(PlannerInfo *root, RelOptInfo *baserel, Cost startup, Cost total,
+		  List *pathkeys, List *fdw_private)
+{
+#if PG_VERSION_NUM >= 170000
+	return create_foreignscan_path(root, baserel, NULL, baserel->rows, startup, total,
+								   pathkeys, NULL, NULL, NIL, fdw_private);
+#else
+	return create_foreignscan_path(root, baserel, NULL, baserel->rows, startup, total,
+								   pathkeys, NULL, NULL, fdw_private);
+#endif
+}
+
 static void
 dcQdrantGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -629,21 +648,22 @@ dcQdrantGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntable
 		limit_hint = (int) root->limit_tuples;
 
 	add_path(baserel, (Path *)
-			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
-									 startup, total, NIL, NULL, NULL,
-									 list_make2(makeInteger(root->query_pathkeys == NIL ? limit_hint : 0),
-												makeInteger(0))));
+			 make_path(root, baserel, startup, total, NIL,
+					   list_make2(makeInteger(root->query_pathkeys == NIL ? limit_hint : 0),
+								  makeInteger(0))));
 
 	/* a similarity search comes back best first: claim ORDER BY score */
 	if (pi->near && direction != 0)
 		add_path(baserel, (Path *)
-				 create_foreignscan_path(root, baserel, NULL, baserel->rows,
-										 startup, total, root->query_pathkeys,
-										 NULL, NULL,
-										 list_make2(makeInteger(limit_hint),
-													makeInteger(direction))));
+				 make_path(root, baserel, startup, total, root->query_pathkeys,
+						   list_make2(makeInteger(limit_hint), makeInteger(direction))));
 }
 
+/*
+ * The plan keeps every restriction that is not exactly answered by Qdrant
+ * as a local qual; the sent conditions travel in fdw_private, their values
+ * in fdw_exprs (so that parameters are set up by the executor).
+ */
 static ForeignScan *
 dcQdrantGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 					   ForeignPath *best_path, List *tlist, List *scan_clauses,
@@ -1245,6 +1265,11 @@ scan_user(ForeignScanState *node)
 #endif
 }
 
+/*
+ * Set up the scan's memory contexts and expression states.  The server is
+ * resolved (and USAGE checked) for the user the scan runs as; nothing is
+ * sent before the first row is asked for.
+ */
 static void
 dcQdrantBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -1286,6 +1311,11 @@ dcQdrantBeginForeignScan(ForeignScanState *node, int eflags)
 									  DC_SERVICE_QDRANT, st->operation);
 }
 
+/*
+ * Return the next point, fetching the next page when the current one is
+ * used up.  The first call evaluates the condition values and builds the
+ * request.
+ */
 static TupleTableSlot *
 dcQdrantIterateForeignScan(ForeignScanState *node)
 {
@@ -1379,6 +1409,10 @@ dcQdrantExplainForeignScan(ForeignScanState *node, ExplainState *es)
 
 /* ---------- modification ---------- */
 
+/*
+ * UPDATE and DELETE identify a point by its id: the scan passes the id
+ * column up as the junk column "qdrant_id".
+ */
 static void
 dcQdrantAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 								RangeTblEntry *target_rte, Relation target_relation)
@@ -1403,6 +1437,10 @@ dcQdrantAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							 rtindex, "wholerow");
 }
 
+/*
+ * For UPDATE, remember which columns the statement sets (they decide which
+ * Qdrant endpoints a row update uses); id and score cannot be set.
+ */
 static List *
 dcQdrantPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 						  int subplan_index)
@@ -1479,6 +1517,11 @@ dcQdrantBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	begin_modify(mtstate, rinfo, CMD_INSERT, NIL, 0);
 }
 
+/*
+ * Modification state for INSERT, UPDATE, DELETE and COPY: the server for
+ * the user the statement runs as, and for UPDATE/DELETE where the id is
+ * in the subplan's output.
+ */
 static void
 begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
 			 List *fdw_private, int eflags)
@@ -1739,6 +1782,7 @@ dcQdrantExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	return slots;
 }
 
+/* Rows per ExecForeignBatchInsert call: the table's batch_size. */
 static int
 dcQdrantGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
@@ -1752,6 +1796,10 @@ dcQdrantGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 	return st ? st->batch_size : get_table(rinfo->ri_RelationDesc)->batch_size;
 }
 
+/*
+ * Update one point: the vector through /points/vectors, the payload
+ * through /points/payload (PUT replaces it, POST merges key columns).
+ */
 static TupleTableSlot *
 dcQdrantExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 						  TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -1811,6 +1859,9 @@ dcQdrantExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	return slot;
 }
 
+/*
+ * Delete one point by id; for RETURNING, hand back the row the scan read.
+ */
 static TupleTableSlot *
 dcQdrantExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 						  TupleTableSlot *slot, TupleTableSlot *planSlot)
