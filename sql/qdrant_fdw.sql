@@ -123,6 +123,16 @@ SELECT body->'limit' AS limit, body->'offset' AS offset FROM regress_requests();
 -- the query vector may come from a subquery or a parameter
 SELECT id FROM regress_docs WHERE vector @@ (SELECT vector FROM regress_docs WHERE id = 10)
  ORDER BY score DESC LIMIT 1;
+PREPARE regress_near(real[]) AS
+	SELECT id FROM regress_docs WHERE vector @@ $1 ORDER BY score DESC LIMIT 2;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE regress_near('{0,1,0}');
+EXECUTE regress_near('{0,1,0}');
+RESET plan_cache_mode;
+DEALLOCATE regress_near;
+-- EXPLAIN ANALYZE counts the requests: four pages of three
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT id FROM regress_docs WHERE n <= 10;
 -- a scan without a search has no score
 SELECT count(score) FROM regress_docs;
 -- the wrong direction for the collection's distance is caught
