@@ -29,3 +29,8 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
 $(OBJS): $(wildcard src/*.h)
+
+# The regression tests, for test/check to notice any that did not run.
+.PHONY: regress-list
+regress-list:
+	@echo $(REGRESS)

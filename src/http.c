@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "breaker.h"
 #include "http.h"
 
 /* Bytes a stream buffers before it pauses the transfer. */
@@ -778,6 +779,15 @@ transfer_ok(DcHttpStream *s)
 		!s->too_large && !s->out_of_memory;
 }
 
+/* Whether the server looks down, for the circuit breaker. */
+static bool
+server_down(DcHttpStream *s)
+{
+	if (s->state == STREAM_DONE && s->result != CURLE_OK)
+		return !s->too_large && !s->out_of_memory;
+	return s->status == 502 || s->status == 503 || s->status == 504;
+}
+
 static bool
 transient_failure(DcHttpStream *s)
 {
@@ -869,6 +879,7 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 {
 	int			attempt;
 
+	dc_breaker_check(server, req->operation);
 	for (attempt = 0;; attempt++)
 	{
 		DcHttpStream *s = stream_start(server, req, false);
@@ -876,6 +887,7 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 
 		while (s->state == STREAM_RUNNING)
 			wait_and_act();
+		dc_breaker_record(server, !server_down(s));
 
 		if (transfer_ok(s))
 			s->resp = make_response(s);
@@ -912,9 +924,12 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 DcHttpStream *
 dc_http_open(DcServer *server, DcHttpRequest *req)
 {
-	DcHttpStream *s = stream_start(server, req, true);
+	DcHttpStream *s;
 
+	dc_breaker_check(server, req->operation);
+	s = stream_start(server, req, true);
 	wait_for_headers(s);
+	dc_breaker_record(server, !server_down(s));
 	if (!transfer_ok(s))
 	{
 		stream_detach(s, true);
