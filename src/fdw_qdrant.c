@@ -809,6 +809,10 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 	{
 		char	   *path;
 
+		/* integers outside int64 arrive as marked strings: not a match value */
+		if (json_is_string(v) && json_string_value(v)[0] == '\x1F')
+			return false;
+
 		if (k[0] == '\0' || strpbrk(k, ".[]\"") != NULL)
 			return false;
 		path = prefix ? psprintf("%s.%s", prefix, k) : pstrdup(k);
@@ -824,6 +828,8 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 
 			json_array_foreach(v, i, e)
 			{
+				if (json_is_string(e) && json_string_value(e)[0] == '\x1F')
+					return false;
 				if (json_is_string(e) || json_is_integer(e) || json_is_boolean(e))
 					json_array_append_new(must, match_cond(path, "value", json_copy(e)));
 				else if (json_is_real(e))
