@@ -123,6 +123,16 @@ SELECT body->'limit' AS limit, body->'offset' AS offset FROM regress_requests();
 -- the query vector may come from a subquery or a parameter
 SELECT id FROM regress_docs WHERE vector @@ (SELECT vector FROM regress_docs WHERE id = 10)
  ORDER BY score DESC LIMIT 1;
+PREPARE regress_near(real[]) AS
+	SELECT id FROM regress_docs WHERE vector @@ $1 ORDER BY score DESC LIMIT 2;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE regress_near('{0,1,0}');
+EXECUTE regress_near('{0,1,0}');
+RESET plan_cache_mode;
+DEALLOCATE regress_near;
+-- EXPLAIN ANALYZE counts the requests: four pages of three
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT id FROM regress_docs WHERE n <= 10;
 -- a scan without a search has no score
 SELECT count(score) FROM regress_docs;
 -- the wrong direction for the collection's distance is caught
@@ -163,6 +173,15 @@ SELECT dc_test.clear_log('qdrant');
 INSERT INTO regress_docs (id, vector, lang) VALUES (20, '{1,2,3}', 'en'), (21, '{3,2,1}', NULL)
 RETURNING id, lang, payload;
 SELECT count(*) AS requests, max(jsonb_array_length(body->'points')) AS points FROM regress_requests();
+
+-- COPY works too (PostgreSQL 15 sends COPY rows to foreign tables one by one)
+SELECT dc_test.clear_log('qdrant');
+COPY regress_docs (id, vector, lang) FROM STDIN;
+22	{0,1,1}	en
+23	{1,0,1}	de
+\.
+SELECT count(*) AS requests FROM regress_requests();
+SELECT id, lang FROM regress_docs WHERE id IN (22, 23) ORDER BY id;
 
 -- bad rows are rejected before anything of their batch is sent
 SELECT dc_test.clear_log('qdrant');
@@ -212,7 +231,17 @@ RESET ROLE;
 SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 500, "times": 1}');
 SELECT count(*) FROM regress_docs;
 SELECT dc_test.fault('qdrant', '{"mode": "truncate", "times": 1}');
+\set VERBOSITY terse
+-- (the byte count in the detail depends on the reply's timing field)
 SELECT count(*) FROM regress_docs;
+\set VERBOSITY default
+-- ... also when it is not the first page
+BEGIN;
+DECLARE regress_scan NO SCROLL CURSOR FOR SELECT id FROM regress_docs;
+FETCH 3 FROM regress_scan;
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 503, "times": 1}');
+FETCH 3 FROM regress_scan;
+ROLLBACK;
 SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1, "body": {"result": {"points": 5}, "status": "ok"}}');
 SELECT count(*) FROM regress_docs;
 SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1, "body": {"result": {"points": [{"id": -4}]}, "status": "ok"}}');

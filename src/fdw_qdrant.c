@@ -188,6 +188,7 @@ typedef struct QdModifyState
 	AttrNumber	wholerow_junk;
 	List	   *updated;		/* attnums set by UPDATE */
 	int			batch_size;
+	bool		has_key_columns;	/* any column mapped to a payload key */
 	MemoryContext temp_cxt;		/* reset after every request */
 } QdModifyState;
 
@@ -528,6 +529,11 @@ classify_clause(RelOptInfo *baserel, QdPlanInfo *pi, Expr *clause, bool *exact)
 	return false;
 }
 
+/*
+ * Decide which restrictions go to Qdrant and which columns the scan must
+ * ask for; estimate the row count (Qdrant keeps no statistics we could
+ * read without a request, so a scan is assumed to return DEFAULT_ROWS).
+ */
 static void
 dcQdrantGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -609,6 +615,20 @@ score_order(PlannerInfo *root, RelOptInfo *baserel, QdTable *t)
 	return 0;
 }
 
+/* create_foreignscan_path() grew an fdw_restrictinfo argument in 17 */
+static ForeignPath *
+make_path(PlannerInfo *root, RelOptInfo *baserel, Cost startup, Cost total,
+		  List *pathkeys, List *fdw_private)
+{
+#if PG_VERSION_NUM >= 170000
+	return create_foreignscan_path(root, baserel, NULL, baserel->rows, startup, total,
+								   pathkeys, NULL, NULL, NIL, fdw_private);
+#else
+	return create_foreignscan_path(root, baserel, NULL, baserel->rows, startup, total,
+								   pathkeys, NULL, NULL, fdw_private);
+#endif
+}
+
 static void
 dcQdrantGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -628,21 +648,22 @@ dcQdrantGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntable
 		limit_hint = (int) root->limit_tuples;
 
 	add_path(baserel, (Path *)
-			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
-									 startup, total, NIL, NULL, NULL,
-									 list_make2(makeInteger(root->query_pathkeys == NIL ? limit_hint : 0),
-												makeInteger(0))));
+			 make_path(root, baserel, startup, total, NIL,
+					   list_make2(makeInteger(root->query_pathkeys == NIL ? limit_hint : 0),
+								  makeInteger(0))));
 
 	/* a similarity search comes back best first: claim ORDER BY score */
 	if (pi->near && direction != 0)
 		add_path(baserel, (Path *)
-				 create_foreignscan_path(root, baserel, NULL, baserel->rows,
-										 startup, total, root->query_pathkeys,
-										 NULL, NULL,
-										 list_make2(makeInteger(limit_hint),
-													makeInteger(direction))));
+				 make_path(root, baserel, startup, total, root->query_pathkeys,
+						   list_make2(makeInteger(limit_hint), makeInteger(direction))));
 }
 
+/*
+ * The plan keeps every restriction that is not exactly answered by Qdrant
+ * as a local qual; the sent conditions travel in fdw_private, their values
+ * in fdw_exprs (so that parameters are set up by the executor).
+ */
 static ForeignScan *
 dcQdrantGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 					   ForeignPath *best_path, List *tlist, List *scan_clauses,
@@ -788,6 +809,10 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 	{
 		char	   *path;
 
+		/* integers outside int64 arrive as marked strings: not a match value */
+		if (json_is_string(v) && json_string_value(v)[0] == '\x1F')
+			return false;
+
 		if (k[0] == '\0' || strpbrk(k, ".[]\"") != NULL)
 			return false;
 		path = prefix ? psprintf("%s.%s", prefix, k) : pstrdup(k);
@@ -803,6 +828,8 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 
 			json_array_foreach(v, i, e)
 			{
+				if (json_is_string(e) && json_string_value(e)[0] == '\x1F')
+					return false;
 				if (json_is_string(e) || json_is_integer(e) || json_is_boolean(e))
 					json_array_append_new(must, match_cond(path, "value", json_copy(e)));
 				else if (json_is_real(e))
@@ -1061,13 +1088,18 @@ fetch_page(QdScanState *st)
 	else
 	{
 		next = json_object_get(result, "next_page_offset");
-		st->has_next = false;
-		if (next && !json_is_null(next))
+		if (next == NULL || json_is_null(next))
+			st->has_next = false;
+		else
 		{
 			char	   *text = dc_qdrant_id_to_text(st->server, st->operation, next);
 
 			if (strlen(text) >= sizeof(st->next_text))
 				dc_json_bad_reply(st->server, st->operation, "The next page offset is not a point id.");
+			/* a server that keeps pointing at the same page would never end */
+			if (st->has_next && strcmp(st->next_text, text) == 0)
+				dc_json_bad_reply(st->server, st->operation,
+								  psprintf("The next page starts at %s again.", text));
 			strlcpy(st->next_text, text, sizeof(st->next_text));
 			st->has_next = true;
 		}
@@ -1239,6 +1271,11 @@ scan_user(ForeignScanState *node)
 #endif
 }
 
+/*
+ * Set up the scan's memory contexts and expression states.  The server is
+ * resolved (and USAGE checked) for the user the scan runs as; nothing is
+ * sent before the first row is asked for.
+ */
 static void
 dcQdrantBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -1280,6 +1317,11 @@ dcQdrantBeginForeignScan(ForeignScanState *node, int eflags)
 									  DC_SERVICE_QDRANT, st->operation);
 }
 
+/*
+ * Return the next point, fetching the next page when the current one is
+ * used up.  The first call evaluates the condition values and builds the
+ * request.
+ */
 static TupleTableSlot *
 dcQdrantIterateForeignScan(ForeignScanState *node)
 {
@@ -1373,6 +1415,10 @@ dcQdrantExplainForeignScan(ForeignScanState *node, ExplainState *es)
 
 /* ---------- modification ---------- */
 
+/*
+ * UPDATE and DELETE identify a point by its id: the scan passes the id
+ * column up as the junk column "qdrant_id".
+ */
 static void
 dcQdrantAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 								RangeTblEntry *target_rte, Relation target_relation)
@@ -1397,6 +1443,10 @@ dcQdrantAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							 rtindex, "wholerow");
 }
 
+/*
+ * For UPDATE, remember which columns the statement sets (they decide which
+ * Qdrant endpoints a row update uses); id and score cannot be set.
+ */
 static List *
 dcQdrantPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 						  int subplan_index)
@@ -1442,24 +1492,57 @@ modify_user(ResultRelInfo *rinfo, EState *estate)
 #if PG_VERSION_NUM >= 160000
 	return ExecGetResultRelCheckAsUser(rinfo, estate);
 #else
-	RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, estate);
+	/* a partition that tuples are routed to has no range table entry */
+	Index		rti = rinfo->ri_RangeTableIndex;
+	RangeTblEntry *rte;
 
+	if (rti == 0 && rinfo->ri_RootResultRelInfo)
+		rti = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
+	if (rti == 0)
+		return GetUserId();
+	rte = exec_rt_fetch(rti, estate);
 	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
 #endif
 }
 
 static void
+begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
+			 List *fdw_private, int eflags);
+
+static void
 dcQdrantBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						   List *fdw_private, int subplan_index, int eflags)
+{
+	begin_modify(mtstate, rinfo, mtstate->operation, fdw_private, eflags);
+}
+
+/* COPY into the table, and tuples routed to it as a partition. */
+static void
+dcQdrantBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	begin_modify(mtstate, rinfo, CMD_INSERT, NIL, 0);
+}
+
+/*
+ * Modification state for INSERT, UPDATE, DELETE and COPY: the server for
+ * the user the statement runs as, and for UPDATE/DELETE where the id is
+ * in the subplan's output.
+ */
+static void
+begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
+			 List *fdw_private, int eflags)
 {
 	QdModifyState *st = palloc0(sizeof(QdModifyState));
 	EState	   *estate = mtstate->ps.state;
 
 	rinfo->ri_FdwState = st;
 	st->table = get_table(rinfo->ri_RelationDesc);
-	st->cmd = mtstate->operation;
+	st->cmd = cmd;
 	st->updated = fdw_private ? linitial(fdw_private) : NIL;
 	st->batch_size = st->table->batch_size;
+	for (int i = 0; i < st->table->natts; i++)
+		if (st->table->cols[i].kind == QD_COL_KEY)
+			st->has_key_columns = true;
 	st->operation = psprintf("%s on foreign table \"%s\"",
 							 st->cmd == CMD_INSERT ? "INSERT" :
 							 st->cmd == CMD_UPDATE ? "UPDATE" : "DELETE",
@@ -1552,6 +1635,26 @@ slot_vector(QdModifyState *st, TupleTableSlot *slot)
 	return dc_float4_array_to_json(DatumGetArrayTypeP(value), "vector");
 }
 
+static void
+slot_vector_text(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		value;
+
+	if (st->table->vector_att == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no \"vector\" column", st->table->relname),
+				 errdetail("Every Qdrant point needs a vector.")));
+	value = slot_getattr(slot, st->table->vector_att, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("column \"vector\" of foreign table \"%s\" must not be null",
+						st->table->relname)));
+	dc_qdrant_append_vector(buf, DatumGetArrayTypeP(value), "vector");
+}
+
 /*
  * The payload for a row: the payload column's object (or {}), with the
  * key columns listed in "keys" (all key columns when keys is NULL) laid
@@ -1603,10 +1706,10 @@ slot_payload(QdModifyState *st, TupleTableSlot *slot, List *keys, bool with_payl
 	return payload;
 }
 
-static json_t *
-point_from_slot(QdModifyState *st, TupleTableSlot *slot)
+/* Append one point as JSON text: {"id":..,"vector":[..],"payload":{..}} */
+static void
+append_point(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
 {
-	json_t	   *point = dc_json_object();
 	bool		isnull;
 
 	if (st->table->id_att == 0)
@@ -1623,26 +1726,47 @@ point_from_slot(QdModifyState *st, TupleTableSlot *slot)
 					 errmsg("column \"score\" of foreign table \"%s\" is read-only",
 							st->table->relname)));
 	}
-	json_object_set_new(point, "id", slot_id(st, slot, st->table->id_att));
-	json_object_set_new(point, "vector", slot_vector(st, slot));
-	json_object_set_new(point, "payload", slot_payload(st, slot, NIL, true));
-	return point;
+	appendStringInfo(buf, "{\"id\":%s,\"vector\":",
+					 dc_qdrant_dumps(slot_id(st, slot, st->table->id_att)));
+	slot_vector_text(buf, st, slot);
+	appendStringInfoString(buf, ",\"payload\":");
+	if (!st->has_key_columns && st->table->payload_att != 0 &&
+		!slot_attisnull(slot, st->table->payload_att))
+	{
+		/* the payload column alone: jsonb's text is the JSON to send */
+		Jsonb	   *payload = DatumGetJsonbP(slot_getattr(slot, st->table->payload_att, &isnull));
+
+		if (!JB_ROOT_IS_OBJECT(payload))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"payload\" of foreign table \"%s\" must hold a JSON object",
+							st->table->relname)));
+		(void) JsonbToCString(buf, &payload->root, VARSIZE(payload));
+	}
+	else
+		appendStringInfoString(buf, dc_qdrant_dumps(slot_payload(st, slot, NIL, true)));
+	appendStringInfoChar(buf, '}');
 }
 
 static void
 send_points(QdModifyState *st, TupleTableSlot **slots, int n)
 {
 	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
-	json_t	   *points = json_array();
-	json_t	   *body = dc_json_object();
+	StringInfoData body;
 	int			i;
 
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"points\":[");
 	for (i = 0; i < n; i++)
-		json_array_append_new(points, point_from_slot(st, slots[i]));
-	json_object_set_new(body, "points", points);
-	(void) dc_qdrant_call(st->server, st->operation, "PUT",
-						  dc_qdrant_path(st->table->collection, "/points?wait=true"),
-						  body, st->table->collection);
+	{
+		if (i > 0)
+			appendStringInfoChar(&body, ',');
+		append_point(&body, st, slots[i]);
+	}
+	appendStringInfoString(&body, "]}");
+	(void) dc_qdrant_call_text(st->server, st->operation, "PUT",
+							   dc_qdrant_path(st->table->collection, "/points?wait=true"),
+							   body.data, st->table->collection);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->temp_cxt);
 }
@@ -1664,6 +1788,7 @@ dcQdrantExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	return slots;
 }
 
+/* Rows per ExecForeignBatchInsert call: the table's batch_size. */
 static int
 dcQdrantGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
@@ -1677,6 +1802,10 @@ dcQdrantGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 	return st ? st->batch_size : get_table(rinfo->ri_RelationDesc)->batch_size;
 }
 
+/*
+ * Update one point: the vector through /points/vectors, the payload
+ * through /points/payload (PUT replaces it, POST merges key columns).
+ */
 static TupleTableSlot *
 dcQdrantExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 						  TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -1736,6 +1865,9 @@ dcQdrantExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	return slot;
 }
 
+/*
+ * Delete one point by id; for RETURNING, hand back the row the scan read.
+ */
 static TupleTableSlot *
 dcQdrantExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 						  TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -1865,6 +1997,8 @@ datacore_qdrant_fdw_handler(PG_FUNCTION_ARGS)
 	r->ExecForeignUpdate = dcQdrantExecForeignUpdate;
 	r->ExecForeignDelete = dcQdrantExecForeignDelete;
 	r->EndForeignModify = dcQdrantEndForeignModify;
+	r->BeginForeignInsert = dcQdrantBeginForeignInsert;
+	r->EndForeignInsert = dcQdrantEndForeignModify;
 	r->ExplainForeignModify = dcQdrantExplainForeignModify;
 	r->IsForeignRelUpdatable = dcQdrantIsForeignRelUpdatable;
 

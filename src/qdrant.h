@@ -24,7 +24,12 @@
 extern json_t *dc_qdrant_call(DcServer *server, const char *operation,
 							  const char *method, const char *path,
 							  json_t *body, const char *collection);
+extern json_t *dc_qdrant_call_text(DcServer *server, const char *operation,
+								   const char *method, const char *path,
+								   const char *body, const char *collection);
 extern char *dc_qdrant_path(const char *collection, const char *suffix);
+extern void dc_qdrant_append_vector(StringInfo buf, ArrayType *array,
+									const char *argname);
 
 extern json_t *dc_qdrant_id_from_text(const char *text);
 extern char *dc_qdrant_id_to_text(DcServer *server, const char *operation,

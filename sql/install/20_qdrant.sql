@@ -84,7 +84,11 @@ COMMENT ON FUNCTION qdrant_get(text, text[], name)
 -- Foreign tables: one per collection.
 CREATE FUNCTION qdrant_fdw_handler() RETURNS fdw_handler
 	AS 'MODULE_PATHNAME', 'datacore_qdrant_fdw_handler' LANGUAGE C STRICT;
+-- (ALTER ... HANDLER always warns that existing tables may change; there are
+-- none yet, so keep the warning out of CREATE EXTENSION's output.)
+SELECT set_config('client_min_messages', 'error', true);
 ALTER FOREIGN DATA WRAPPER datacore_qdrant HANDLER qdrant_fdw_handler;
+SELECT set_config('client_min_messages', 'warning', true);
 
 -- "vector @@ query" is the similarity-search condition of a Qdrant foreign
 -- table: the scan sends it as the query vector of /points/query.  It has no

@@ -1,0 +1,159 @@
+#!/bin/bash
+# Qdrant benchmarks against the local stack (not part of the test suite):
+#
+#   1. insert N points of dimension DIM through a foreign table (batched
+#      upserts) versus one qdrant_upsert() call per point: rates and ratio;
+#   2. backend peak memory (VmHWM) while scanning SMALL versus N points
+#      through a foreign table: should be the same within a small margin.
+#
+#   test/bench/qdrant/run.sh            N=100000 DIM=384 SMALL=10000 RUNS=3
+#
+# Run it under the stack lock, after `make install`:
+#   flock /tmp/datacore-check.lock test/bench/qdrant/run.sh
+# It works in its own database (datacore_bench, made afresh) and its own
+# server (bench_qdrant), and drops the collections it made.  Reading
+# /proc/<pid>/clear_refs needs the same OS user as the backend, or root.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+eval "$(test/services env)"
+
+N=${N:-100000}
+DIM=${DIM:-384}
+SMALL=${SMALL:-10000}
+RUNS=${RUNS:-3}
+BATCH=${BATCH:-64}
+DB=datacore_bench
+
+psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+
+psql_db <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION datacore;
+SET search_path = datacore, public;
+CREATE SERVER bench_qdrant FOREIGN DATA WRAPPER datacore_qdrant
+	OPTIONS (url 'http://127.0.0.1:$DC_QDRANT_PORT', timeout_ms '600000');
+-- the source rows: random vectors, made once
+DROP TABLE IF EXISTS bench_src;
+CREATE TABLE bench_src AS
+	SELECT i AS id, ARRAY(SELECT (random() + 0 * i)::real FROM generate_series(1, $DIM)) AS vector,
+		   jsonb_build_object('n', i, 'tag', 'bench') AS payload
+	FROM generate_series(1, $N) i;
+CREATE FUNCTION bench_reset(c text) RETURNS void LANGUAGE sql AS \$\$
+	SELECT qdrant_drop_collection(c, true, 'bench_qdrant');
+	SELECT qdrant_create_collection(c, $DIM, 'Cosine', false, 'bench_qdrant');
+\$\$;
+-- milliseconds a statement takes
+CREATE FUNCTION bench_ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+	EXECUTE stmt;
+	RETURN round(extract(epoch FROM clock_timestamp() - t0)::numeric * 1000, 1);
+END \$\$;
+CREATE FOREIGN TABLE bench_ft (id bigint, vector real[], payload jsonb)
+	SERVER bench_qdrant OPTIONS (collection 'bench_ft', batch_size '$BATCH');
+CREATE FOREIGN TABLE bench_small (id bigint, vector real[], payload jsonb)
+	SERVER bench_qdrant OPTIONS (collection 'bench_small');
+SQL
+
+echo "== insert: $N points of dimension $DIM, $RUNS runs (foreign table batch_size $BATCH)"
+ft_ms=()
+pp_ms=()
+for run in $(seq 1 "$RUNS"); do
+	ft=$(psql_db -At <<SQL
+SET search_path = datacore, public;
+SELECT bench_reset('bench_ft');
+SELECT bench_ms('INSERT INTO bench_ft SELECT id, vector, payload FROM bench_src');
+SQL
+)
+	pp=$(psql_db -At <<SQL
+SET search_path = datacore, public;
+SELECT bench_reset('bench_pp');
+SELECT bench_ms('SELECT count(qdrant_upsert(''bench_pp'', id, vector, payload, true, ''bench_qdrant'')) FROM bench_src');
+SQL
+)
+	ft=$(tail -n1 <<<"$ft")
+	pp=$(tail -n1 <<<"$pp")
+	printf '  run %d: foreign table %10.1f ms   per-point qdrant_upsert %10.1f ms\n' "$run" "$ft" "$pp"
+	ft_ms+=("$ft")
+	pp_ms+=("$pp")
+done
+ft_med=$(printf '%s\n' "${ft_ms[@]}" | median)
+pp_med=$(printf '%s\n' "${pp_ms[@]}" | median)
+awk -v n="$N" -v ft="$ft_med" -v pp="$pp_med" 'BEGIN {
+	printf "  median: foreign table %.1f ms = %.0f points/s; per-point %.1f ms = %.0f points/s; ratio %.1fx\n",
+		ft, n / (ft / 1000), pp, n / (pp / 1000), pp / ft }'
+psql_db -Atc "SELECT 'points stored: ' || datacore.qdrant_count('bench_ft', NULL, true, 'bench_qdrant') || ' (foreign table), ' || datacore.qdrant_count('bench_pp', NULL, true, 'bench_qdrant') || ' (per point)'"
+psql_db -qc "SELECT datacore.qdrant_drop_collection('bench_pp', true, 'bench_qdrant')" >/dev/null
+
+# The same upserts sent by curl over one keep-alive connection, without
+# PostgreSQL: what the stand-in itself allows, i.e. the best ratio any
+# client could reach against it.
+echo "== the stand-in alone (curl, keep-alive): $BATCH-point versus 1-point upserts"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 - "$tmp" "$DIM" "$BATCH" <<'PY'
+import json, random, sys
+out, dim, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pts = [{"id": i, "vector": [random.random() for _ in range(dim)], "payload": {"n": i}} for i in range(batch)]
+open(out + "/batch.json", "w").write(json.dumps({"points": pts}))
+open(out + "/one.json", "w").write(json.dumps({"points": pts[:1]}))
+PY
+base="http://127.0.0.1:$DC_QDRANT_PORT/collections/bench_curl"
+curl -s -X PUT -H 'Content-Type: application/json' -d "{\"vectors\":{\"size\":$DIM,\"distance\":\"Cosine\"}}" "$base" >/dev/null
+reqs=$((6400 / BATCH))
+t_batch=$( { /usr/bin/time -f %e curl -s -X PUT -H 'Content-Type: application/json' --data-binary @"$tmp/batch.json" \
+	$(for _ in $(seq 1 "$reqs"); do echo "$base/points?wait=true"; done) >/dev/null; } 2>&1)
+t_one=$( { /usr/bin/time -f %e curl -s -X PUT -H 'Content-Type: application/json' --data-binary @"$tmp/one.json" \
+	$(for _ in $(seq 1 1000); do echo "$base/points?wait=true"; done) >/dev/null; } 2>&1)
+curl -s -X DELETE "$base" >/dev/null
+awk -v tb="$t_batch" -v to="$t_one" -v nb="$((reqs * BATCH))" -v b="$BATCH" 'BEGIN {
+	printf "  %d points in %d-point requests: %.0f points/s; 1000 one-point requests: %.0f points/s; ceiling ratio %.1fx\n",
+		nb, b, nb / tb, 1000 / to, (nb / tb) / (1000 / to) }'
+
+echo "== scan memory: backend VmHWM reading every vector and payload, $RUNS runs each"
+psql_db -At <<SQL >/dev/null
+SET search_path = datacore, public;
+SELECT bench_reset('bench_small');
+INSERT INTO bench_small SELECT id, vector, payload FROM bench_src WHERE id <= $SMALL;
+SQL
+
+# One fresh backend per measurement: warm up (module, caches), reset the
+# peak, scan, read the peak.
+scan_peak() {
+	local table=$1 out pid
+	out=$(psql_db -At <<SQL
+SET search_path = datacore, public;
+SELECT count(*) FROM (SELECT * FROM $table LIMIT 300) s;
+SELECT pg_backend_pid() AS pid \gset
+\setenv BENCH_PID :pid
+\! echo 5 > /proc/\$BENCH_PID/clear_refs
+SELECT bench_ms('SELECT sum(array_length(vector, 1)), count(payload) FROM $table');
+\! echo "hwm \$(awk '/VmHWM/ {print \$2}' /proc/\$BENCH_PID/status)"
+SQL
+)
+	printf '%s %s\n' "$(grep '^hwm' <<<"$out" | awk '{print $2}')" "$(grep -v '^hwm' <<<"$out" | tail -n1)"
+}
+
+small_kb=()
+big_kb=()
+for run in $(seq 1 "$RUNS"); do
+	read -r s_kb s_ms < <(scan_peak bench_small)
+	read -r b_kb b_ms < <(scan_peak bench_ft)
+	printf '  run %d: %6d points %8d kB peak (%8.1f ms)   %6d points %8d kB peak (%8.1f ms)\n' \
+		"$run" "$SMALL" "$s_kb" "$s_ms" "$N" "$b_kb" "$b_ms"
+	small_kb+=("$s_kb")
+	big_kb+=("$b_kb")
+done
+s_med=$(printf '%s\n' "${small_kb[@]}" | median)
+b_med=$(printf '%s\n' "${big_kb[@]}" | median)
+awk -v s="$s_med" -v b="$b_med" -v ns="$SMALL" -v nb="$N" 'BEGIN {
+	printf "  median peak: %d points %d kB, %d points %d kB; difference %+d kB (%+.1f%%)\n",
+		ns, s, nb, b, b - s, (b - s) * 100 / s }'
+
+psql_db -q <<SQL >/dev/null
+SELECT datacore.qdrant_drop_collection(c, true, 'bench_qdrant') FROM unnest(ARRAY['bench_ft', 'bench_small']) c;
+SQL
+psql -X -q -d postgres -c "DROP DATABASE $DB"
