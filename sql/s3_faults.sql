@@ -67,6 +67,17 @@ SELECT s3_put('regress-s3-mp', 'big/late', substr(body, 1, 6 * 1024 * 1024)) FRO
 \echo :LAST_ERROR_SQLSTATE
 SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
 FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+-- a statement_timeout in the middle of the upload aborts it too
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 1000, "times": 2}');
+SET statement_timeout = '1500ms';
+SELECT s3_put('regress-s3-mp', 'big/cancelled', substr(body, 1, 6 * 1024 * 1024)) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT pg_sleep(0.6);
+SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
+FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT s3_head('regress-s3-mp', 'big/cancelled') IS NULL AS no_object;
 -- a failed create leaves nothing to abort
 SELECT dc_test.clear_log('s3');
 SELECT dc_test.fault('s3', '{"mode": "status", "status": 503, "times": 1}');
