@@ -83,3 +83,4 @@ SELECT datacore.ollama_version('no_such_server');
 SELECT datacore.ollama_version(NULL);
 
 DROP SERVER regress_o, regress_q, regress_s, regress_r CASCADE;
+\i test/regress/teardown.psql

@@ -72,6 +72,8 @@ static const DcOption dc_options[] = {
 	{"connect_timeout_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
 	{"max_response_bytes", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, MaxAllocSize - 1},
 	{"retries", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 10},
+	{"breaker_threshold", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 1000},
+	{"breaker_cooldown_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
 
 	/* Ollama */
 	{"model", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_TEXT},
