@@ -149,3 +149,4 @@ BEGIN
 	PERFORM s3_delete('regress-s3-fdw', key) FROM s3_list('regress-s3-fdw');
 END $$;
 SELECT s3_delete_bucket('regress-s3-fdw');
+\i test/regress/teardown.psql
