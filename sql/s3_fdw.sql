@@ -102,8 +102,10 @@ SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'{"id": 4}\n{"id": 5,}\n');
 SELECT * FROM regress_jsonl;
 SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'[1, 2]\n');
 SELECT * FROM regress_jsonl;
-SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'{"id": "four"}\n');
+SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'{"id": 4}\n{"id": "four"}\n');
+\set SHOW_CONTEXT errors
 SELECT * FROM regress_jsonl;
+\set SHOW_CONTEXT never
 SELECT s3_delete('regress-s3-fdw', 'jsonl/3.jsonl');
 INSERT INTO regress_jsonl (id) VALUES (1);
 
