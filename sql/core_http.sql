@@ -88,7 +88,7 @@ BEGIN
 END $$;
 -- the circuit breaker: after breaker_threshold consecutive failures calls
 -- fail at once, without a request, until the cooldown has passed
-ALTER SERVER ollama OPTIONS (ADD breaker_threshold '2', ADD breaker_cooldown_ms '400');
+ALTER SERVER ollama OPTIONS (ADD breaker_threshold '2', ADD breaker_cooldown_ms '1500');
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 503}');
 SELECT dc_test.clear_log('ollama');
 SELECT datacore.ollama_version();
@@ -98,7 +98,7 @@ SELECT datacore.ollama_version();
 SELECT count(*) AS requests_sent FROM dc_test.log('ollama');
 SELECT server, failures, open_until > now() AS open FROM datacore.breaker_status();
 SELECT dc_test.fault('ollama', NULL);
-SELECT pg_sleep(0.5);
+SELECT pg_sleep(1.6);
 SELECT datacore.ollama_version();
 SELECT count(*) AS servers_with_failures FROM datacore.breaker_status();
 ALTER SERVER ollama OPTIONS (SET breaker_threshold '0');
