@@ -15,6 +15,18 @@ END $$;
 SELECT s3_create_bucket('regress-s3-mp');
 SELECT s3_put('regress-s3-mp', 'small.txt', 'small object');
 
+-- the request log of a multipart upload, without the random upload id
+CREATE TEMP VIEW mp_log AS
+	SELECT (l->>'seq')::int AS seq, l->>'method' AS method,
+		   CASE WHEN l->'query' ? 'uploads' THEN 'create'
+				WHEN l->'query' ? 'partNumber' THEN 'part ' || (l->'query'->>'partNumber')
+				WHEN l->'query' ? 'uploadId' AND l->>'method' = 'POST' THEN 'complete'
+				WHEN l->'query' ? 'uploadId' THEN 'abort'
+				ELSE '' END AS step,
+		   l->'body'->'bytes' AS bytes, l->'status' AS status,
+		   l->'headers'->>'content-type' AS content_type, l->'query'->>'uploadId' AS upload_id
+	FROM dc_test.log('s3') l;
+
 -- multipart: a body above multipart_threshold (default 16 MiB) goes up in
 -- parts of part_size (default 8 MiB), each signed with its own hash
 CREATE TEMP TABLE big AS
@@ -23,17 +35,15 @@ CREATE TEMP TABLE big AS
 SELECT length(body) AS bytes, length(body) > 16 * 1024 * 1024 AS over_16mib FROM big;
 SELECT dc_test.clear_log('s3');
 SELECT s3_put('regress-s3-mp', 'big/one', body) IS NOT NULL AS put FROM big;
-SELECT l->>'method' AS method, l->'query' AS query, l->'body'->'bytes' AS bytes, l->'status' AS status,
-	   l->'headers'->>'content-type' AS content_type
-FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT method, step, bytes, status, content_type FROM mp_log ORDER BY seq;
+SELECT count(DISTINCT upload_id) AS one_upload_id FROM mp_log;
 SELECT md5(s3_get('regress-s3-mp', 'big/one')) = md5(body) AS same_content,
 	   (s3_head('regress-s3-mp', 'big/one')->>'size')::bigint = length(body) AS same_size FROM big;
 -- options move the threshold and the part size (5 MiB minimum each)
 ALTER SERVER minio OPTIONS (ADD multipart_threshold '5242880', ADD part_size '5242880');
 SELECT dc_test.clear_log('s3');
 SELECT s3_put('regress-s3-mp', 'big/two', substr(body, 1, 6 * 1024 * 1024)) IS NOT NULL AS put FROM big;
-SELECT l->>'method' AS method, l->'query' AS query, l->'body'->'bytes' AS bytes, l->'status' AS status
-FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT method, step, bytes, status FROM mp_log ORDER BY seq;
 SELECT md5(s3_get('regress-s3-mp', 'big/two')) = md5(substr(body, 1, 6 * 1024 * 1024)) AS same_content FROM big;
 ALTER SERVER minio OPTIONS (SET part_size '1000');
 ALTER SERVER minio OPTIONS (DROP multipart_threshold, DROP part_size);
@@ -53,8 +63,7 @@ SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 1000, "times": 1}');
 SELECT pg_temp.fault_after(0.5, '{"mode": "status", "status": 500, "times": 1}');
 SELECT s3_put('regress-s3-mp', 'big/failed', body) FROM big;
 \echo :LAST_ERROR_SQLSTATE
-SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
-FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT method, step, status FROM mp_log ORDER BY seq;
 SELECT s3_head('regress-s3-mp', 'big/failed') IS NULL AS no_object;
 -- S3 can report a failed completion inside a 200: that is an error too,
 -- and the upload is aborted (create and the one part held 1 s each, the
@@ -65,18 +74,27 @@ SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 1000, "times": 2}');
 SELECT pg_temp.fault_after(1.5, '{"mode": "status", "status": 200, "code": "InternalError", "times": 1}');
 SELECT s3_put('regress-s3-mp', 'big/late', substr(body, 1, 6 * 1024 * 1024)) FROM big;
 \echo :LAST_ERROR_SQLSTATE
-SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
-FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT method, step, status FROM mp_log ORDER BY seq;
+-- a statement_timeout in the middle of the upload aborts it too
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 1000, "times": 2}');
+SET statement_timeout = '1500ms';
+SELECT s3_put('regress-s3-mp', 'big/cancelled', substr(body, 1, 6 * 1024 * 1024)) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT pg_sleep(0.6);
+SELECT method, step, status FROM mp_log ORDER BY seq;
+SELECT s3_head('regress-s3-mp', 'big/cancelled') IS NULL AS no_object;
 -- a failed create leaves nothing to abort
 SELECT dc_test.clear_log('s3');
 SELECT dc_test.fault('s3', '{"mode": "status", "status": 503, "times": 1}');
 SELECT s3_put('regress-s3-mp', 'big/late', substr(body, 1, 6 * 1024 * 1024)) FROM big;
 \echo :LAST_ERROR_SQLSTATE
-SELECT l->>'method' AS method, l->'query' AS query, l->'status' AS status
-FROM dc_test.log('s3') l ORDER BY (l->>'seq')::int;
+SELECT method, step, status FROM mp_log ORDER BY seq;
 ALTER SERVER minio OPTIONS (DROP multipart_threshold);
 SELECT s3_head('regress-s3-mp', 'big/late') IS NULL AS no_object;
 DROP TABLE big;
+DROP VIEW mp_log;
 
 -- error statuses carry the S3 code
 SELECT dc_test.fault('s3', '{"mode": "status", "status": 500, "times": 1}');
@@ -138,3 +156,4 @@ BEGIN
 	PERFORM s3_delete('regress-s3-mp', key) FROM s3_list('regress-s3-mp');
 END $$;
 SELECT s3_delete_bucket('regress-s3-mp');
+\i test/regress/teardown.psql

@@ -102,8 +102,10 @@ SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'{"id": 4}\n{"id": 5,}\n');
 SELECT * FROM regress_jsonl;
 SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'[1, 2]\n');
 SELECT * FROM regress_jsonl;
-SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'{"id": "four"}\n');
+SELECT s3_put('regress-s3-fdw', 'jsonl/3.jsonl', E'{"id": 4}\n{"id": "four"}\n');
+\set SHOW_CONTEXT errors
 SELECT * FROM regress_jsonl;
+\set SHOW_CONTEXT never
 SELECT s3_delete('regress-s3-fdw', 'jsonl/3.jsonl');
 INSERT INTO regress_jsonl (id) VALUES (1);
 
@@ -149,3 +151,4 @@ BEGIN
 	PERFORM s3_delete('regress-s3-fdw', key) FROM s3_list('regress-s3-fdw');
 END $$;
 SELECT s3_delete_bucket('regress-s3-fdw');
+\i test/regress/teardown.psql

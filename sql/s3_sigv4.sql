@@ -107,3 +107,4 @@ SELECT s3_sigv4_sign('GET', '/', '', ARRAY['Host:h'], 'x', 'a', NULL, 'r', 's3',
 
 DROP VIEW signed;
 DROP TABLE vector, keyset;
+\i test/regress/teardown.psql

@@ -779,11 +779,39 @@ csv_fields(char *rec, char delim)
 	return out;
 }
 
+/* Where a record field that fails its column's input function came from. */
+typedef struct FieldContext
+{
+	S3ScanState *st;
+	const char *column;
+} FieldContext;
+
+static void
+field_error_context(void *arg)
+{
+	FieldContext *fc = arg;
+
+	errcontext("column \"%s\", line " INT64_FORMAT " of object \"%s\" in bucket \"%s\"",
+			   fc->column, fc->st->line_no, fc->st->cur_key, fc->st->opts.bucket);
+}
+
 static Datum
 input_value(S3ScanState *st, int i, char *text)
 {
-	return InputFunctionCall(&st->infuncs[i], text, st->typioparams[i],
-							 TupleDescAttr(st->tupdesc, i)->atttypmod);
+	Form_pg_attribute att = TupleDescAttr(st->tupdesc, i);
+	ErrorContextCallback cb;
+	FieldContext fc;
+	Datum		d;
+
+	fc.st = st;
+	fc.column = NameStr(att->attname);
+	cb.callback = field_error_context;
+	cb.arg = &fc;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	d = InputFunctionCall(&st->infuncs[i], text, st->typioparams[i], att->atttypmod);
+	error_context_stack = cb.previous;
+	return d;
 }
 
 /* A json value as the text a column's input function reads. */

@@ -128,6 +128,8 @@ dc_sigv4_canonical_query(List *params)
 	return buf.data;
 }
 
+static void crypto_failed(const char *what, const char *detail) pg_attribute_noreturn();
+
 static void
 crypto_failed(const char *what, const char *detail)
 {
