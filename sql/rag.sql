@@ -199,6 +199,7 @@ SELECT datacore.rag_schedule('regress_nosuch', '*/5 * * * *');
 
 -- privileges: the caller's rights apply throughout
 CREATE ROLE regress_rag_user;
+CREATE ROLE regress_rag_other;
 GRANT USAGE ON SCHEMA datacore TO regress_rag_user;
 CREATE TABLE regress_mine (id int PRIMARY KEY, body text, updated date NOT NULL);
 INSERT INTO regress_mine VALUES (1, 'my own note', '2026-01-01');
@@ -225,7 +226,7 @@ SELECT id, payload->>'text' AS text FROM datacore.rag_search('regress_mine', 'no
 SELECT datacore.rag_schedule('regress_mine', '*/5 * * * *');
 SELECT datacore.rag_unschedule('regress_mine');
 -- hand the pipeline to a role one is not a member of: refused
-UPDATE datacore.rag_pipelines SET owner = 'postgres' WHERE name = 'regress_mine';
+UPDATE datacore.rag_pipelines SET owner = 'regress_rag_other' WHERE name = 'regress_mine';
 RESET ROLE;
 -- losing USAGE on a server stops the pipeline, before anything is sent
 REVOKE USAGE ON FOREIGN SERVER qdrant FROM regress_rag_user;
@@ -250,5 +251,5 @@ SELECT count(*) AS pipelines FROM datacore.rag_pipelines;
 DROP TABLE regress_docs, regress_mine;
 REVOKE USAGE ON FOREIGN SERVER ollama FROM regress_rag_user;
 REVOKE USAGE ON SCHEMA datacore FROM regress_rag_user;
-DROP ROLE regress_rag_user;
+DROP ROLE regress_rag_user, regress_rag_other;
 \i test/regress/teardown.psql
