@@ -421,7 +421,6 @@ DECLARE
 	gone text[];
 	points jsonb;
 	dim_min integer;
-	dim_max integer;
 	batches integer := 0;
 	total bigint := 0;
 BEGIN
@@ -485,14 +484,14 @@ BEGIN
 		IF e_texts IS NOT NULL THEN
 			SELECT jsonb_agg(jsonb_build_object('id', u.id, 'vector', to_jsonb(e.embedding),
 												'payload', u.payload) ORDER BY e.idx),
-				   min(cardinality(e.embedding)), max(cardinality(e.embedding))
-			  INTO points, dim_min, dim_max
+				   min(cardinality(e.embedding))
+			  INTO points, dim_min
 			  FROM datacore.ollama_embed(e_texts, p.model, p.ollama_server) e
 			  JOIN unnest(e_ids, e_payloads) WITH ORDINALITY u(id, payload, ord) ON u.ord = e.idx;
-			IF dim_min <> dim_max OR dim_min <> coalesce(p.dimension, dim_min) THEN
+			-- (ollama_embed already refuses replies of mixed sizes)
+			IF dim_min <> p.dimension THEN
 				RAISE EXCEPTION 'embeddings of rag pipeline "%" have % dimensions, the collection has %',
-						p.name, CASE WHEN dim_min <> dim_max THEN format('%s to %s', dim_min, dim_max)
-									 ELSE dim_min::text END, p.dimension
+						p.name, dim_min, p.dimension
 					USING ERRCODE = 'data_exception',
 						  DETAIL = format('Collection "%s" was created for vectors of %s dimensions.', p.collection, p.dimension),
 						  HINT = format('After changing the embedding model, rebuild with: SELECT datacore.rag_reset(%L, drop_collection => true);', p.name);
