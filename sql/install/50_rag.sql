@@ -1,0 +1,576 @@
+
+-- RAG pipelines: a table's rows embedded by Ollama and kept in a Qdrant
+-- collection (rag_sync), searched (rag_search) and used to answer questions
+-- (rag_answer); rag_schedule hands rag_sync to pg_cron when it is there.
+--
+-- Everything runs with the caller's rights: reading the source needs SELECT
+-- on it, reaching Ollama and Qdrant needs USAGE on their servers (checked by
+-- the service functions), and a pipeline is visible only to members of the
+-- role that created it (row-level security on the catalog).
+
+CREATE TABLE rag_pipelines (
+	name text PRIMARY KEY
+		CHECK (name <> '' AND octet_length(name) <= 48),
+	owner regrole NOT NULL DEFAULT current_user::regrole,
+	source regclass NOT NULL,
+	id_column name NOT NULL,
+	text_column name NOT NULL,
+	updated_column name NOT NULL,
+	payload_columns name[] NOT NULL DEFAULT '{}',
+	collection text NOT NULL CHECK (collection <> ''),
+	model text,
+	batch_size integer NOT NULL DEFAULT 64 CHECK (batch_size BETWEEN 1 AND 10000),
+	ollama_server name NOT NULL DEFAULT 'ollama',
+	qdrant_server name NOT NULL DEFAULT 'qdrant',
+	dimension integer,
+	last_updated text,
+	last_id text,
+	last_run timestamptz,
+	rows_synced bigint NOT NULL DEFAULT 0,
+	created timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE rag_pipelines IS 'RAG pipelines: source table, columns, target collection and sync watermark';
+COMMENT ON COLUMN rag_pipelines.model IS 'embedding model; NULL = the Ollama server''s embedding_model';
+COMMENT ON COLUMN rag_pipelines.dimension IS 'vector size of the collection, set when rag_sync created it';
+COMMENT ON COLUMN rag_pipelines.last_updated IS 'watermark: updated_column of the last synced row (ISO 8601 for dates and times)';
+COMMENT ON COLUMN rag_pipelines.last_id IS 'watermark: id_column of the last synced row';
+COMMENT ON COLUMN rag_pipelines.last_run IS 'end of the last successful rag_sync call';
+COMMENT ON COLUMN rag_pipelines.rows_synced IS 'rows sent to Qdrant (upserted or deleted) since creation or reset';
+
+-- pg_dump keeps the pipelines a user created (extension tables are skipped
+-- otherwise).
+SELECT pg_catalog.pg_extension_config_dump('rag_pipelines', '');
+
+-- Anyone may keep pipelines; each sees and changes only the rows of roles
+-- it belongs to.  REVOKE INSERT ... FROM PUBLIC to restrict who may create.
+ALTER TABLE rag_pipelines ENABLE ROW LEVEL SECURITY;
+CREATE POLICY rag_pipelines_owner ON rag_pipelines
+	USING (pg_catalog.pg_has_role(owner, 'USAGE'))
+	WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON rag_pipelines TO PUBLIC;
+
+-- The pipeline row, locked when for_update; a missing (or invisible) one is
+-- an error naming it.
+CREATE FUNCTION rag_get(pipeline text, for_update boolean DEFAULT false)
+	RETURNS rag_pipelines
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines;
+BEGIN
+	IF pipeline IS NULL THEN
+		RAISE EXCEPTION 'rag pipeline name must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF for_update THEN
+		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR UPDATE;
+	ELSE
+		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'rag pipeline "%" does not exist', pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List the pipelines with: SELECT name FROM datacore.rag_pipelines;';
+	END IF;
+	RETURN p;
+END $$;
+COMMENT ON FUNCTION rag_get(text, boolean) IS 'the catalog row of a RAG pipeline (internal)';
+
+-- The base type of a column of the source, after checking that it exists
+-- and that the caller may read it.  "role" says what the column is for, in
+-- messages.
+CREATE FUNCTION rag_column_type(source regclass, col name, role text)
+	RETURNS regtype
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t oid;
+	dom oid;
+BEGIN
+	IF col IS NULL THEN
+		RAISE EXCEPTION '% column must not be null', role
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT a.atttypid INTO t FROM pg_attribute a
+	 WHERE a.attrelid = source AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation % does not exist', col, source
+			USING ERRCODE = 'undefined_column',
+				  DETAIL = format('It was given as the %s column of a RAG pipeline.', role);
+	END IF;
+	IF NOT has_column_privilege(source, col, 'SELECT') THEN
+		RAISE EXCEPTION 'permission denied for column "%" of relation %', col, source
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'A RAG pipeline reads its source with the rights of the role that runs it.';
+	END IF;
+	-- a domain counts as its base type
+	LOOP
+		SELECT typbasetype INTO dom FROM pg_type WHERE oid = t AND typtype = 'd';
+		EXIT WHEN NOT FOUND;
+		t := dom;
+	END LOOP;
+	RETURN t::regtype;
+END $$;
+COMMENT ON FUNCTION rag_column_type(regclass, name, text) IS 'checked base type of a RAG source column (internal)';
+
+-- Check everything a pipeline row names: the source and its columns (with
+-- the caller's SELECT rights) and the two servers (wrapper and USAGE).
+-- Raises on the first problem.
+CREATE FUNCTION rag_check(p rag_pipelines) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	kind "char";
+	t regtype;
+	col name;
+	srv record;
+BEGIN
+	SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = p.source;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'source relation of rag pipeline "%" does not exist', p.name
+			USING ERRCODE = 'undefined_table',
+				  DETAIL = 'The table or view the pipeline was created on has been dropped.',
+				  HINT = format('Drop the pipeline with: SELECT datacore.rag_drop(%L);', p.name);
+	END IF;
+	IF kind NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+		RAISE EXCEPTION '% is not a table, view, materialized view or foreign table', p.source
+			USING ERRCODE = 'wrong_object_type';
+	END IF;
+
+	t := datacore.rag_column_type(p.source, p.id_column, 'id');
+	IF t NOT IN ('smallint'::regtype, 'integer', 'bigint', 'uuid') THEN
+		RAISE EXCEPTION 'id column "%" has type %, not an integer or uuid', p.id_column, t
+			USING ERRCODE = 'datatype_mismatch',
+				  DETAIL = 'Qdrant point ids are unsigned integers or UUIDs; the pipeline uses the row id as the point id.',
+				  HINT = 'Use a view whose id column is an integer or uuid, e.g. a uuid derived from the key.';
+	END IF;
+	t := datacore.rag_column_type(p.source, p.text_column, 'text');
+	IF t NOT IN ('text'::regtype, 'character varying', 'character', 'name') THEN
+		RAISE EXCEPTION 'text column "%" has type %, not a string type', p.text_column, t
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'To embed other values or several columns, create a view with one text column and use it as the source.';
+	END IF;
+	t := datacore.rag_column_type(p.source, p.updated_column, 'updated');
+	IF t NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone', 'date',
+				 'smallint', 'integer', 'bigint', 'numeric') THEN
+		RAISE EXCEPTION 'updated column "%" has type %, not a timestamp, date or integer', p.updated_column, t
+			USING ERRCODE = 'datatype_mismatch',
+				  DETAIL = 'The updated column orders rows for incremental sync; it must grow whenever a row changes.';
+	END IF;
+
+	IF array_position(p.payload_columns, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'payload_columns must not contain nulls'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	FOREACH col IN ARRAY p.payload_columns LOOP
+		PERFORM datacore.rag_column_type(p.source, col, 'payload');
+		IF col IN ('id', 'text') THEN
+			RAISE EXCEPTION 'payload column "%" collides with a key the pipeline sets', col
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Every point''s payload holds the row id under "id" and the embedded text under "text".',
+					  HINT = 'Use a view that renames the column.';
+		END IF;
+	END LOOP;
+	IF cardinality(p.payload_columns) <> (SELECT count(DISTINCT c) FROM unnest(p.payload_columns) c) THEN
+		RAISE EXCEPTION 'payload_columns lists a column twice'
+			USING ERRCODE = 'duplicate_column';
+	END IF;
+
+	FOR srv IN SELECT * FROM (VALUES (p.ollama_server, 'datacore_ollama', 'url ''http://127.0.0.1:11434'''),
+									 (p.qdrant_server, 'datacore_qdrant', 'url ''http://127.0.0.1:6333''')) v(server, wrapper, example)
+	LOOP
+		IF srv.server IS NULL THEN
+			RAISE EXCEPTION 'server name must not be null'
+				USING ERRCODE = 'null_value_not_allowed';
+		END IF;
+		IF NOT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = srv.server) THEN
+			RAISE EXCEPTION 'server "%" does not exist', srv.server
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('A RAG pipeline needs a server of wrapper %s.', srv.wrapper),
+					  HINT = format('Create it with: CREATE SERVER %I FOREIGN DATA WRAPPER %s OPTIONS (%s);',
+									srv.server, srv.wrapper, srv.example);
+		END IF;
+		IF NOT EXISTS (SELECT FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+						WHERE s.srvname = srv.server AND w.fdwname = srv.wrapper) THEN
+			RAISE EXCEPTION 'server "%" does not belong to wrapper %', srv.server, srv.wrapper
+				USING ERRCODE = 'wrong_object_type';
+		END IF;
+		IF NOT has_server_privilege(srv.server, 'USAGE') THEN
+			RAISE EXCEPTION 'permission denied for foreign server %', srv.server
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION rag_check(rag_pipelines) IS 'validate a RAG pipeline''s source, columns and servers (internal)';
+
+CREATE FUNCTION rag_create(name text, source regclass, id_column name, text_column name,
+		updated_column name, collection text, payload_columns name[] DEFAULT '{}',
+		model text DEFAULT NULL, batch_size integer DEFAULT 64,
+		ollama_server name DEFAULT 'ollama', qdrant_server name DEFAULT 'qdrant')
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines;
+BEGIN
+	IF rag_create.name IS NULL OR rag_create.name = '' OR octet_length(rag_create.name) > 48 THEN
+		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create.name), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
+	END IF;
+	IF rag_create.source IS NULL THEN
+		RAISE EXCEPTION 'source must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF rag_create.collection IS NULL OR rag_create.collection = '' THEN
+		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create.batch_size IS NULL OR rag_create.batch_size NOT BETWEEN 1 AND 10000 THEN
+		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create.model = '' THEN
+		RAISE EXCEPTION 'model must not be an empty string'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
+	END IF;
+
+	p.name := rag_create.name;
+	p.source := rag_create.source;
+	p.id_column := rag_create.id_column;
+	p.text_column := rag_create.text_column;
+	p.updated_column := rag_create.updated_column;
+	p.payload_columns := coalesce(rag_create.payload_columns, '{}');
+	p.collection := rag_create.collection;
+	p.model := rag_create.model;
+	p.batch_size := rag_create.batch_size;
+	p.ollama_server := rag_create.ollama_server;
+	p.qdrant_server := rag_create.qdrant_server;
+	PERFORM datacore.rag_check(p);
+
+	BEGIN
+		INSERT INTO datacore.rag_pipelines (name, source, id_column, text_column, updated_column,
+				payload_columns, collection, model, batch_size, ollama_server, qdrant_server)
+			VALUES (p.name, p.source, p.id_column, p.text_column, p.updated_column,
+					p.payload_columns, p.collection, p.model, p.batch_size,
+					p.ollama_server, p.qdrant_server);
+	EXCEPTION WHEN unique_violation THEN
+		RAISE EXCEPTION 'rag pipeline "%" already exists', p.name
+			USING ERRCODE = 'duplicate_object';
+	END;
+END $$;
+COMMENT ON FUNCTION rag_create(text, regclass, name, name, name, text, name[], text, integer, name, name)
+	IS 'register a RAG pipeline: rows of source embedded into a Qdrant collection by rag_sync';
+
+-- Job name under which rag_schedule registers a pipeline with pg_cron; it
+-- carries the database so that pipelines of the same name in different
+-- databases do not replace each other's job.
+CREATE FUNCTION rag_job_name(pipeline text) RETURNS text
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	job text := format('rag_sync:%s:%s', current_database(), pipeline);
+BEGIN
+	IF octet_length(job) > 63 THEN
+		RAISE EXCEPTION 'pg_cron job name "%" is too long', job
+			USING ERRCODE = 'name_too_long',
+				  DETAIL = 'pg_cron job names hold at most 63 bytes.',
+				  HINT = 'Schedule the pipeline under a shorter name, or call cron.schedule yourself.';
+	END IF;
+	RETURN job;
+END $$;
+COMMENT ON FUNCTION rag_job_name(text) IS 'pg_cron job name of a RAG pipeline in this database (internal)';
+
+-- cron.database_name, which only superusers may read directly; the name of
+-- the database pg_cron works in is no secret, and rag_schedule must tell
+-- any caller where to go.  NULL when pg_cron is not loaded.
+CREATE FUNCTION rag_cron_database() RETURNS text
+	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+	AS $$ SELECT current_setting('cron.database_name', true) $$;
+COMMENT ON FUNCTION rag_cron_database() IS 'the database pg_cron runs jobs from, NULL without pg_cron (internal)';
+
+-- Whether pg_cron's functions can be called here: it is installed in this
+-- database and this is the database its scheduler reads.  Otherwise raises,
+-- with remote_sql (if given) in the hint as what to run in the cron
+-- database instead.
+CREATE FUNCTION rag_cron_check(remote_sql text) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	crondb text := datacore.rag_cron_database();
+BEGIN
+	IF crondb IS NULL THEN
+		RAISE EXCEPTION 'pg_cron is not loaded on this server'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'rag_schedule registers jobs with pg_cron, which must be in shared_preload_libraries.',
+				  HINT = 'Or run SELECT datacore.rag_sync(...) from any other scheduler.';
+	END IF;
+	IF crondb <> current_database() THEN
+		RAISE EXCEPTION 'pg_cron jobs can only be managed from database "%"', crondb
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('pg_cron keeps its jobs in the database named by cron.database_name; this is database "%s".',
+								  current_database()),
+				  HINT = format('Run this in database "%s": %s', crondb, remote_sql);
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+		RAISE EXCEPTION 'extension pg_cron is not installed in database "%"', crondb
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'A superuser can install it with: CREATE EXTENSION pg_cron;';
+	END IF;
+END $$;
+COMMENT ON FUNCTION rag_cron_check(text) IS 'raise unless pg_cron can be called from this database (internal)';
+
+CREATE FUNCTION rag_schedule(name text, schedule text) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_schedule.name);
+	job text := datacore.rag_job_name(p.name);
+	command text := format('SELECT datacore.rag_sync(%L)', p.name);
+	jobid bigint;
+BEGIN
+	IF rag_schedule.schedule IS NULL OR rag_schedule.schedule = '' THEN
+		RAISE EXCEPTION 'schedule must be a non-empty cron expression'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example ''*/5 * * * *'' (every five minutes).';
+	END IF;
+	PERFORM datacore.rag_cron_check(
+		format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
+			   job, rag_schedule.schedule, command, current_database(), current_user));
+	-- called through EXECUTE: datacore does not depend on pg_cron
+	EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING job, rag_schedule.schedule, command;
+	RETURN jobid;
+END $$;
+COMMENT ON FUNCTION rag_schedule(text, text)
+	IS 'run rag_sync of a pipeline on a pg_cron schedule (in the cron database); returns the job id';
+
+CREATE FUNCTION rag_unschedule(name text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	job text := datacore.rag_job_name(rag_unschedule.name);
+	jobid bigint;
+BEGIN
+	PERFORM datacore.rag_cron_check(
+		format('SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = %L;', job));
+	EXECUTE 'SELECT j.jobid FROM cron.job j WHERE j.jobname = $1 AND j.username = current_user'
+		INTO jobid USING job;
+	IF jobid IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT cron.unschedule($1)' USING jobid;
+	RETURN true;
+END $$;
+COMMENT ON FUNCTION rag_unschedule(text)
+	IS 'remove the pg_cron job of a pipeline; false when there was none';
+
+CREATE FUNCTION rag_drop(name text, drop_collection boolean DEFAULT false) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_drop.name, true);
+BEGIN
+	IF drop_collection THEN
+		PERFORM datacore.qdrant_drop_collection(p.collection, true, p.qdrant_server);
+	END IF;
+	-- the job would fail from now on; remove it when pg_cron is reachable here
+	IF datacore.rag_cron_database() = current_database()
+	   AND EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron')
+	   AND octet_length(format('rag_sync:%s:%s', current_database(), p.name)) <= 63 THEN
+		PERFORM datacore.rag_unschedule(p.name);
+	END IF;
+	DELETE FROM datacore.rag_pipelines r WHERE r.name = p.name;
+END $$;
+COMMENT ON FUNCTION rag_drop(text, boolean)
+	IS 'forget a RAG pipeline (and its pg_cron job here); drop_collection also drops the Qdrant collection';
+
+CREATE FUNCTION rag_reset(name text, drop_collection boolean DEFAULT false) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_reset.name, true);
+BEGIN
+	IF drop_collection THEN
+		PERFORM datacore.qdrant_drop_collection(p.collection, true, p.qdrant_server);
+	END IF;
+	UPDATE datacore.rag_pipelines r
+	   SET last_updated = NULL, last_id = NULL, rows_synced = 0,
+		   dimension = CASE WHEN drop_collection THEN NULL ELSE r.dimension END
+	 WHERE r.name = p.name;
+END $$;
+COMMENT ON FUNCTION rag_reset(text, boolean)
+	IS 'clear a pipeline''s watermark so the next rag_sync sends every row again';
+
+/*
+ * rag_sync: send the rows changed since the watermark to Qdrant, oldest
+ * first in (updated, id) order, batch_size rows per batch: one embed
+ * request, one upsert (and one delete for rows without text), then the
+ * watermark moves to the batch's last row.  Returns the number of rows sent.
+ *
+ * A call is one transaction.  An error rolls back every watermark move of
+ * the call, while the batches already upserted stay in Qdrant; the next
+ * call sends them again, which is harmless because an upsert with the same
+ * id replaces the point.  max_batches bounds the work of one call.
+ */
+CREATE FUNCTION rag_sync(name text, max_batches integer DEFAULT NULL) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines;
+	id_type regtype;
+	upd_type regtype;
+	payload_expr text;
+	batch_sql text;
+	b_n integer;
+	b_ids jsonb[];
+	b_texts text[];
+	b_payloads jsonb[];
+	b_last_upd text;
+	b_last_id text;
+	e_ids jsonb[];
+	e_texts text[];
+	e_payloads jsonb[];
+	gone text[];
+	points jsonb;
+	dim_min integer;
+	batches integer := 0;
+	total bigint := 0;
+BEGIN
+	IF max_batches < 1 THEN
+		RAISE EXCEPTION 'max_batches must be at least 1'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL to sync every changed row.';
+	END IF;
+	-- the row lock serialises concurrent syncs of one pipeline; a waiting
+	-- call then starts from the watermark the first one left
+	p := datacore.rag_get(rag_sync.name, true);
+	PERFORM datacore.rag_check(p);
+	id_type := datacore.rag_column_type(p.source, p.id_column, 'id');
+	upd_type := datacore.rag_column_type(p.source, p.updated_column, 'updated');
+
+	IF cardinality(p.payload_columns) = 0 THEN
+		payload_expr := '''{}''::jsonb';
+	ELSE
+		payload_expr := format('(SELECT to_jsonb(c) FROM (SELECT %s) c)',
+							   (SELECT string_agg(format('t.%I', col), ', ' ORDER BY ord)
+								  FROM unnest(p.payload_columns) WITH ORDINALITY u(col, ord)));
+	END IF;
+
+	-- $1, $2: the watermark as text, cast back to the columns' types; the
+	-- dates and times were stored in ISO 8601, which reads back under any
+	-- DateStyle.  An index on (updated, id) makes each batch a range scan.
+	batch_sql := format($q$
+		SELECT count(*)::integer,
+			   array_agg(to_jsonb(b.id) ORDER BY b.upd, b.id),
+			   array_agg(b.txt ORDER BY b.upd, b.id),
+			   array_agg(b.payload || jsonb_build_object('id', b.id, 'text', b.txt) ORDER BY b.upd, b.id),
+			   (array_agg(to_jsonb(b.upd) #>> '{}' ORDER BY b.upd DESC, b.id DESC))[1],
+			   (array_agg(b.id::text ORDER BY b.upd DESC, b.id DESC))[1]
+		  FROM (SELECT t.%1$I AS id, t.%2$I AS upd, t.%3$I::text AS txt, %4$s AS payload
+				  FROM %5$s t
+				 WHERE t.%1$I IS NOT NULL AND t.%2$I IS NOT NULL
+				   AND ($1::text IS NULL OR (t.%2$I, t.%1$I) > ($1::%6$s, $2::%7$s))
+				 ORDER BY t.%2$I, t.%1$I
+				 LIMIT %8$s) b$q$,
+		p.id_column, p.updated_column, p.text_column, payload_expr,
+		p.source, upd_type, id_type, p.batch_size);
+
+	LOOP
+		EXIT WHEN batches >= max_batches;
+		EXECUTE batch_sql INTO b_n, b_ids, b_texts, b_payloads, b_last_upd, b_last_id
+			USING p.last_updated, p.last_id;
+		EXIT WHEN b_n = 0;
+		batches := batches + 1;
+
+		-- rows with text are embedded and upserted; rows whose text is NULL
+		-- or blank are removed from the collection (a soft delete)
+		SELECT array_agg(u.id ORDER BY u.ord), array_agg(u.txt ORDER BY u.ord),
+			   array_agg(u.payload ORDER BY u.ord)
+		  INTO e_ids, e_texts, e_payloads
+		  FROM unnest(b_ids, b_texts, b_payloads) WITH ORDINALITY u(id, txt, payload, ord)
+		 WHERE btrim(u.txt, E' \t\r\n') <> '';
+		SELECT array_agg(u.id #>> '{}' ORDER BY u.ord) INTO gone
+		  FROM unnest(b_ids, b_texts) WITH ORDINALITY u(id, txt, ord)
+		 WHERE btrim(coalesce(u.txt, ''), E' \t\r\n') = '';
+
+		IF e_texts IS NOT NULL THEN
+			SELECT jsonb_agg(jsonb_build_object('id', u.id, 'vector', to_jsonb(e.embedding),
+												'payload', u.payload) ORDER BY e.idx),
+				   min(cardinality(e.embedding))
+			  INTO points, dim_min
+			  FROM datacore.ollama_embed(e_texts, p.model, p.ollama_server) e
+			  JOIN unnest(e_ids, e_payloads) WITH ORDINALITY u(id, payload, ord) ON u.ord = e.idx;
+			-- (ollama_embed already refuses replies of mixed sizes)
+			IF dim_min <> p.dimension THEN
+				RAISE EXCEPTION 'embeddings of rag pipeline "%" have % dimensions, the collection has %',
+						p.name, dim_min, p.dimension
+					USING ERRCODE = 'data_exception',
+						  DETAIL = format('Collection "%s" was created for vectors of %s dimensions.', p.collection, p.dimension),
+						  HINT = format('After changing the embedding model, rebuild with: SELECT datacore.rag_reset(%L, drop_collection => true);', p.name);
+			END IF;
+			IF p.dimension IS NULL THEN
+				PERFORM datacore.qdrant_create_collection(p.collection, dim_min, 'Cosine', true,
+														  p.qdrant_server);
+				p.dimension := dim_min;
+				UPDATE datacore.rag_pipelines r SET dimension = dim_min WHERE r.name = p.name;
+			END IF;
+			PERFORM datacore.qdrant_upsert(p.collection, points, true, p.qdrant_server);
+		END IF;
+		IF gone IS NOT NULL AND p.dimension IS NOT NULL THEN
+			PERFORM datacore.qdrant_delete(p.collection, gone, true, p.qdrant_server);
+		END IF;
+
+		-- only now that Qdrant has the batch
+		p.last_updated := b_last_upd;
+		p.last_id := b_last_id;
+		UPDATE datacore.rag_pipelines r
+		   SET last_updated = b_last_upd, last_id = b_last_id, rows_synced = r.rows_synced + b_n
+		 WHERE r.name = p.name;
+		total := total + b_n;
+		EXIT WHEN b_n < p.batch_size;
+	END LOOP;
+
+	UPDATE datacore.rag_pipelines r SET last_run = clock_timestamp() WHERE r.name = p.name;
+	RETURN total;
+END $$;
+COMMENT ON FUNCTION rag_sync(text, integer)
+	IS 'embed the rows changed since the watermark into the pipeline''s Qdrant collection; returns rows sent';
+
+CREATE FUNCTION rag_search(name text, query text, k integer DEFAULT 5, filter jsonb DEFAULT NULL)
+	RETURNS TABLE(id text, score real, payload jsonb)
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_search.name);
+	vec real[];
+BEGIN
+	IF query IS NULL THEN
+		RETURN;
+	END IF;
+	IF p.dimension IS NULL THEN
+		RAISE EXCEPTION 'rag pipeline "%" has not been synced yet', p.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = format('Fill its collection with: SELECT datacore.rag_sync(%L);', p.name);
+	END IF;
+	vec := datacore.ollama_embed(query, p.model, p.ollama_server);
+	RETURN QUERY
+		SELECT s.id, s.score, s.payload
+		  FROM datacore.qdrant_search(p.collection, vec, k, filter, p.qdrant_server) s;
+END $$;
+COMMENT ON FUNCTION rag_search(text, text, integer, jsonb)
+	IS 'the k rows of a pipeline nearest to a query text, best first (payload has "id" and "text")';
+
+CREATE FUNCTION rag_answer(name text, question text, k integer DEFAULT 5, model text DEFAULT NULL)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_answer.name);
+	sources jsonb;
+	context text;
+	reply jsonb;
+BEGIN
+	IF question IS NULL THEN
+		RETURN NULL;
+	END IF;
+	SELECT jsonb_agg(jsonb_build_object('id', s.id, 'score', s.score) ORDER BY s.ord),
+		   string_agg(format('[%s] %s', s.ord, s.payload->>'text'), E'\n\n' ORDER BY s.ord)
+	  INTO sources, context
+	  FROM datacore.rag_search(p.name, question, k) WITH ORDINALITY s(id, score, payload, ord);
+	reply := datacore.ollama_generate_json(
+		format(E'Context:\n%s\n\nQuestion: %s', coalesce(context, '(no passages found)'), question),
+		rag_answer.model,
+		'Answer the question using only the numbered context passages, citing them like [1]. '
+		'If they do not contain the answer, say that you do not know.',
+		NULL, NULL, p.ollama_server);
+	RETURN jsonb_build_object('answer', reply->>'response', 'model', reply->>'model',
+							  'sources', coalesce(sources, '[]'::jsonb));
+END $$;
+COMMENT ON FUNCTION rag_answer(text, text, integer, text)
+	IS 'answer a question from the k nearest rows of a pipeline: {answer, model, sources: [{id, score}]}';
