@@ -115,6 +115,15 @@ SELECT count(*), sum(value), min(key), max(key) FROM regress_many;
 SELECT command, CASE WHEN command = 'scan' THEN calls > 10 END AS several_pages,
        CASE WHEN command <> 'scan' THEN calls END AS calls
   FROM redis_calls();
+-- the next batch is already requested while rows are returned: a LIMIT
+-- leaves it in flight, and a scan interleaved with other commands on the
+-- same connection (a lateral inner scan, functions) still sees its own replies
+SELECT count(*) FROM (SELECT key FROM regress_many LIMIT 150) s;
+SELECT redis_get('regress:many:k42');
+SELECT count(*), count(s.value), sum(a.value)
+  FROM regress_many a,
+       LATERAL (SELECT b.value || redis_get('regress:many:k7') AS value
+                FROM regress_str b WHERE b.key = 'a' AND a.value > 0 OFFSET 0) s;
 DELETE FROM regress_many WHERE value > 100;
 SELECT count(*) FROM regress_many;
 DELETE FROM regress_many;
