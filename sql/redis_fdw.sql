@@ -112,9 +112,8 @@ CREATE FOREIGN TABLE regress_many (key text, value int)
 INSERT INTO regress_many SELECT 'k' || g, g FROM generate_series(1, 2500) g;
 SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
 SELECT count(*), sum(value), min(key), max(key) FROM regress_many;
-SELECT command, CASE WHEN command = 'scan' THEN calls > 10 END AS several_pages,
-       CASE WHEN command <> 'scan' THEN calls END AS calls
-  FROM redis_calls();
+-- (one MGET per SCAN page; how many pages SCAN takes depends on the keyspace)
+SELECT command, calls > 10 AS several_round_trips FROM redis_calls();
 -- the next batch is already requested while rows are returned: a LIMIT
 -- leaves it in flight, and a scan interleaved with other commands on the
 -- same connection (a lateral inner scan, functions) still sees its own replies
