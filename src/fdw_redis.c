@@ -486,7 +486,8 @@ dcRedisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	else
 	{
 		need_ttl = info.ttl_att && bms_is_member(info.ttl_att - offset, attrs);
-		need_values = info.type != TT_STRING ||
+		/* rows per element need the elements; rows per key only the keys */
+		need_values = (info.type != TT_STRING && !info.whole_hash) ||
 			(info.value_att && bms_is_member(info.value_att - offset, attrs));
 	}
 
