@@ -11,7 +11,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 
 # Every sql/*.sql file is a regression test; each one creates what it needs and cleans up.
-REGRESS = $(sort $(notdir $(basename $(wildcard sql/*.sql))))
+REGRESS = $(sort $(notdir $(basename $(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql)))))
 REGRESS_OPTS = --inputdir=.
 
 DC_PKGS = libcurl jansson hiredis libxml-2.0
@@ -29,3 +29,8 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
 $(OBJS): $(wildcard src/*.h)
+
+# The regression tests, for test/check to notice any that did not run.
+.PHONY: regress-list
+regress-list:
+	@echo $(REGRESS)

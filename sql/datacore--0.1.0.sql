@@ -22,6 +22,11 @@ CREATE FUNCTION build_info() RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'datacore_build_info' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION build_info() IS 'versions of datacore and the libraries it runs with';
 
+CREATE FUNCTION breaker_status(OUT server text, OUT failures int, OUT open_until timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'datacore_breaker_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION breaker_status() IS 'servers of this database with consecutive failures on record, and until when calls to them fail fast';
+
 -- Ollama
 CREATE FUNCTION ollama_version(server name DEFAULT 'ollama') RETURNS text
 	AS 'MODULE_PATHNAME', 'datacore_ollama_version' LANGUAGE C STRICT VOLATILE;

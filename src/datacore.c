@@ -14,9 +14,12 @@
 #include <hiredis/hiredis.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 
+#include "breaker.h"
 #include "datacore.h"
 #include "http.h"
 #include "json.h"
@@ -25,6 +28,25 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+dc_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	dc_breaker_request_shmem();
+}
+
+static void
+dc_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	dc_breaker_startup();
+}
+
 void
 _PG_init(void)
 {
@@ -32,6 +54,18 @@ _PG_init(void)
 	dc_json_init();
 
 	MarkGUCPrefixReserved("datacore");
+
+	/*
+	 * Shared state (the circuit breakers) only when preloaded; loaded later,
+	 * each backend keeps its own.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = dc_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = dc_shmem_startup;
+	}
 }
 
 PG_FUNCTION_INFO_V1(datacore_build_info);

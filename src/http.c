@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "breaker.h"
 #include "http.h"
 
 /* Bytes a stream buffers before it pauses the transfer. */
@@ -690,12 +691,34 @@ stream_start(DcServer *server, DcHttpRequest *req, bool streaming)
  * Raise the error for a transfer that did not complete.  Class 08 for the
  * network, 54000 for a response over the cap; never the credentials.
  */
+/*
+ * libcurl's message without its timings ("after 3 ms"), which would make
+ * every message different.
+ */
+static char *
+curl_message(DcHttpStream *s)
+{
+	char	   *msg = pstrdup(s->errbuf[0] ? s->errbuf : curl_easy_strerror(s->result));
+	char	   *p = strstr(msg, " after ");
+
+	if (p)
+	{
+		char	   *q = p + 7;
+
+		while (*q >= '0' && *q <= '9')
+			q++;
+		if (q > p + 7 && strncmp(q, " ms", 3) == 0)
+			memmove(p, q + 3, strlen(q + 3) + 1);
+	}
+	return msg;
+}
+
 static void
 raise_transfer_error(DcHttpStream *s)
 {
 	DcServer   *server = s->server;
 	const char *op = s->req->operation;
-	const char *detail = s->errbuf[0] ? s->errbuf : curl_easy_strerror(s->result);
+	const char *detail = curl_message(s);
 
 	if (s->too_large)
 		ereport(ERROR,
@@ -726,7 +749,8 @@ raise_transfer_error(DcHttpStream *s)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("server \"%s\" did not answer %s in time",
 							server->servername, op),
-					 errdetail_internal("%s", detail),
+					 errdetail("No complete answer arrived within %d ms (connection limit %d ms).",
+							   server->timeout_ms, server->connect_timeout_ms),
 					 errhint("The server options timeout_ms and connect_timeout_ms set the limits.")));
 			break;
 		case CURLE_SSL_CONNECT_ERROR:
@@ -753,6 +777,15 @@ transfer_ok(DcHttpStream *s)
 {
 	return !(s->state == STREAM_DONE && s->result != CURLE_OK) &&
 		!s->too_large && !s->out_of_memory;
+}
+
+/* Whether the server looks down, for the circuit breaker. */
+static bool
+server_down(DcHttpStream *s)
+{
+	if (s->state == STREAM_DONE && s->result != CURLE_OK)
+		return !s->too_large && !s->out_of_memory;
+	return s->status == 502 || s->status == 503 || s->status == 504;
 }
 
 static bool
@@ -846,6 +879,7 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 {
 	int			attempt;
 
+	dc_breaker_check(server, req->operation);
 	for (attempt = 0;; attempt++)
 	{
 		DcHttpStream *s = stream_start(server, req, false);
@@ -853,6 +887,7 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 
 		while (s->state == STREAM_RUNNING)
 			wait_and_act();
+		dc_breaker_record(server, !server_down(s));
 
 		if (transfer_ok(s))
 			s->resp = make_response(s);
@@ -889,9 +924,12 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 DcHttpStream *
 dc_http_open(DcServer *server, DcHttpRequest *req)
 {
-	DcHttpStream *s = stream_start(server, req, true);
+	DcHttpStream *s;
 
+	dc_breaker_check(server, req->operation);
+	s = stream_start(server, req, true);
 	wait_for_headers(s);
+	dc_breaker_record(server, !server_down(s));
 	if (!transfer_ok(s))
 	{
 		stream_detach(s, true);

@@ -72,6 +72,8 @@ static const DcOption dc_options[] = {
 	{"connect_timeout_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
 	{"max_response_bytes", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, MaxAllocSize - 1},
 	{"retries", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 10},
+	{"breaker_threshold", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 1000},
+	{"breaker_cooldown_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
 
 	/* Ollama */
 	{"model", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_TEXT},
@@ -209,8 +211,8 @@ report_unknown_option(DcService service, const char *name, Oid catalog)
 		}
 	}
 
-	/* only suggest a name when at most about a third of it differs */
-	if (best && best_dist <= Max(2, (int) strlen(name) / 3))
+	/* only suggest a name when at most about half of it differs */
+	if (best && best_dist <= Max(2, (int) strlen(name) / 2))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 				 errmsg("invalid option \"%s\" for %s of wrapper %s", name,
@@ -315,10 +317,18 @@ check_value(const DcOption *opt, DefElem *def)
 					p = bar ? bar + 1 : NULL;
 				}
 				if (!found)
+				{
+					char	   *list = pstrdup(opt->values);
+					char	   *c;
+
+					for (c = list; *c; c++)
+						if (*c == '|')
+							*c = '/';
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 							 errmsg("invalid value for option \"%s\": \"%s\"", opt->name, value),
-							 errhint("Valid values are: %s.", opt->values)));
+							 errhint("Valid values are %s.", list)));
+				}
 				break;
 			}
 		case DC_OPT_SECRET:
@@ -339,7 +349,6 @@ dc_check_option_list(DcService service, List *options, Oid catalog)
 	{
 		DefElem    *def = lfirst_node(DefElem, lc);
 		const DcOption *opt = find_option(service, def->defname, catalog);
-		ListCell   *lc2;
 
 		if (opt == NULL)
 		{
@@ -357,14 +366,6 @@ dc_check_option_list(DcService service, List *options, Oid catalog)
 						 errmsg("option \"%s\" is accepted only on %s", def->defname,
 								catalog_name(elsewhere->catalog))));
 			report_unknown_option(service, def->defname, catalog);
-		}
-
-		for (lc2 = list_head(options); lfirst(lc2) != def; lc2 = lnext(options, lc2))
-		{
-			if (strcmp(lfirst_node(DefElem, lc2)->defname, def->defname) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-						 errmsg("option \"%s\" given more than once", def->defname)));
 		}
 
 		check_value(opt, def);
@@ -465,7 +466,8 @@ resolve(ForeignServer *fs, Oid userid, DcService service, const char *operation)
 	if (strcmp(fdw->fdwname, info->wrapper) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("server \"%s\" is not a %s server", fs->servername, info->name),
+				 errmsg("server \"%s\" does not belong to wrapper %s",
+						fs->servername, info->wrapper),
 				 errdetail("%s needs a server of wrapper %s; \"%s\" uses wrapper %s.",
 						   operation, info->wrapper, fs->servername, fdw->fdwname)));
 

@@ -1,0 +1,23 @@
+-- The servers of the AeroVista demo, pointing at the local stack.  run-demo
+-- passes the endpoints and credentials as psql variables; on a real cluster
+-- they are the AI node, MinIO, Qdrant and Redis of the data node:
+--   psql -v ollama_url=http://ainode:11434 -v qdrant_url=http://127.0.0.1:6333 \
+--        -v s3_url=http://127.0.0.1:9000 -v s3_access_key=... -v s3_secret_key=... \
+--        -v redis_port=6379 -v redis_user=app -v redis_password=... -f aerovista-servers.sql
+CREATE EXTENSION IF NOT EXISTS datacore;
+
+-- A model call may take a minute; after three failures in a row the chain
+-- stops waiting for the AI node for 30 s and serves its last good answer.
+CREATE SERVER ollama FOREIGN DATA WRAPPER datacore_ollama
+	OPTIONS (url :'ollama_url', model 'llama3.2', embedding_model 'nomic-embed-text',
+			 timeout_ms '60000', breaker_threshold '3', breaker_cooldown_ms '30000');
+CREATE SERVER qdrant FOREIGN DATA WRAPPER datacore_qdrant OPTIONS (url :'qdrant_url');
+CREATE SERVER minio FOREIGN DATA WRAPPER datacore_s3 OPTIONS (url :'s3_url', region 'us-east-1');
+CREATE SERVER redis FOREIGN DATA WRAPPER datacore_redis
+	OPTIONS (host '127.0.0.1', port :'redis_port');
+
+-- Credentials live only in user mappings, which other roles cannot read.
+CREATE USER MAPPING FOR CURRENT_USER SERVER minio
+	OPTIONS (access_key_id :'s3_access_key', secret_access_key :'s3_secret_key');
+CREATE USER MAPPING FOR CURRENT_USER SERVER redis
+	OPTIONS (user :'redis_user', password :'redis_password');

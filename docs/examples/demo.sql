@@ -1,0 +1,56 @@
+-- The AeroVista chain, step by step (run by docs/examples/run-demo).
+\pset pager off
+\set ON_ERROR_STOP on
+\echo '-- some activity of the last hours'
+INSERT INTO aerovista.activity_logs (occurred_at, actor, action, detail)
+SELECT now() - make_interval(mins => 17 * g), a.actor, a.action, a.detail
+FROM generate_series(1, 12) g
+CROSS JOIN LATERAL (SELECT (ARRAY['alice', 'bob', 'ci-bot', 'carol'])[1 + g % 4] AS actor,
+						   (ARRAY['login', 'deploy', 'login_failed', 'export_report', 'update_settings'])[1 + g % 5] AS action,
+						   jsonb_build_object('ip', format('10.0.0.%s', g), 'ok', g % 5 <> 2) AS detail) a;
+SELECT count(*) AS rows_last_24h FROM aerovista.get_recent_activity(24);
+
+DO $$
+BEGIN
+	PERFORM datacore.s3_create_bucket('summaries');
+EXCEPTION WHEN duplicate_object THEN
+	NULL;						-- kept from an earlier run
+END $$;
+
+\echo '-- PostgREST: POST /rpc/get_recent_activity_summary {"hours": 24}, as web_anon'
+SET ROLE web_anon;
+SELECT jsonb_pretty(aerovista.get_recent_activity_summary(24)) AS first_call;
+\echo '-- the same call again is answered from Redis'
+SELECT aerovista.get_recent_activity_summary(24) ->> 'cached' AS cached;
+\echo '-- web_anon can call the RPCs, but reach no service itself'
+\set ON_ERROR_STOP off
+SELECT datacore.ollama_version();
+\set ON_ERROR_STOP on
+RESET ROLE;
+
+\echo '-- the summary document in object storage'
+SELECT key, size FROM datacore.s3_list('summaries', 'activity/');
+
+\echo '-- the AI node goes down and the cache expires: the last good answer, flagged stale'
+SELECT datacore.redis_del('aerovista:summary:24');
+ALTER SERVER ollama OPTIONS (SET url 'http://127.0.0.1:9');
+SET ROLE web_anon;
+SELECT r ->> 'stale' AS stale, r ->> 'stale_reason' AS why, r ->> 'summary' IS NOT NULL AS has_summary
+FROM aerovista.get_recent_activity_summary(24) r;
+RESET ROLE;
+\getenv ollama_port DC_OLLAMA_PORT
+SELECT format('ALTER SERVER ollama OPTIONS (SET url %L)', 'http://127.0.0.1:' || :'ollama_port') \gexec
+
+\echo '-- the same rows, embedded in one batched call and searched in Qdrant'
+SELECT datacore.qdrant_create_collection('aerovista_activity',
+		array_length(datacore.ollama_embed('probe'), 1), if_not_exists => true);
+SELECT datacore.qdrant_upsert('aerovista_activity',
+		jsonb_agg(jsonb_build_object('id', a.id, 'vector', to_jsonb(e.embedding),
+									 'payload', jsonb_build_object('actor', a.actor, 'action', a.action))))
+		AS points_upserted
+FROM (SELECT *, row_number() OVER (ORDER BY id) AS rn FROM aerovista.activity_logs) a
+JOIN datacore.ollama_embed((SELECT array_agg(actor || ' ' || action ORDER BY id) FROM aerovista.activity_logs)) e
+	ON e.idx = a.rn;
+SELECT s.id, round(s.score::numeric, 3) AS score, s.payload
+FROM datacore.qdrant_search('aerovista_activity',
+		datacore.ollama_embed('login_failed'), k => 3) s;
