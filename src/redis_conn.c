@@ -42,6 +42,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "breaker.h"
 #include "redis.h"
 
 /* Cache key: OIDs only, so no secret ever lands in a hash key. */
@@ -233,6 +234,7 @@ init_cache(void)
 static void
 raise_timeout(DcServer *server, const char *op, bool connecting)
 {
+	dc_breaker_record(server, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 connecting ?
@@ -248,6 +250,7 @@ raise_timeout(DcServer *server, const char *op, bool connecting)
 static void
 raise_io(DcServer *server, const char *op, const char *what)
 {
+	dc_breaker_record(server, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("connection to redis server \"%s\" failed during %s",
@@ -443,21 +446,27 @@ conn_open(DcRedisConn *conn, DcServer *server, const char *op)
 						server->servername)));
 	conn->ctx = ctx;
 	if (ctx->err)
+	{
+		dc_breaker_record(server, false);
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to redis server \"%s\" for %s",
 						server->servername, op),
 				 errdetail_internal("%s", ctx->errstr)));
+	}
 
 	wait_socket(server, op, ctx->fd, WL_SOCKET_WRITEABLE, deadline, true);
 	if (getsockopt(ctx->fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) != 0)
 		sockerr = errno;
 	if (sockerr != 0)
+	{
+		dc_breaker_record(server, false);
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to redis server \"%s\" for %s",
 						server->servername, op),
 				 errdetail_internal("%s", strerror(sockerr))));
+	}
 
 	if (password)
 	{
@@ -647,6 +656,7 @@ drain(DcRedisPending *p)
 	p->done = true;
 	p->conn->pending = NULL;
 	p->conn->busy = false;
+	dc_breaker_record(p->server, true);
 }
 
 /*
@@ -670,6 +680,9 @@ dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
 	DcRedisConn *conn;
 	bool		fresh;
 	int			attempt;
+
+	/* a server known to be down fails at once (breaker_threshold) */
+	dc_breaker_check(server, op);
 
 	p->server = server;
 	p->op = op;
