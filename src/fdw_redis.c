@@ -353,6 +353,16 @@ is_key_var(Node *node, RelOptInfo *baserel, AttrNumber key_att)
 		((Var *) node)->varlevelsup == 0;
 }
 
+/*
+ * Equality under a nondeterministic collation (case-insensitive, say) is
+ * not byte equality, so it cannot become a lookup of exact keys.
+ */
+static bool
+key_collation_ok(Oid collid)
+{
+	return !OidIsValid(collid) || get_collation_isdeterministic(collid);
+}
+
 /* An expression the executor can compute once before the scan. */
 static bool
 is_scan_constant(Node *node)
@@ -435,7 +445,8 @@ dcRedisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 			Node	   *l = linitial(op->args);
 			Node	   *r = lsecond(op->args);
 
-			if (op->opno == OID_TEXT_EQ_OP && mode != SCAN_KEY_EQ)
+			if (op->opno == OID_TEXT_EQ_OP && mode != SCAN_KEY_EQ &&
+				key_collation_ok(op->inputcollid))
 			{
 				if (is_key_var(r, baserel, info.key_att))
 				{
@@ -465,6 +476,7 @@ dcRedisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 			ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) clause;
 
 			if (sa->useOr && sa->opno == OID_TEXT_EQ_OP &&
+				key_collation_ok(sa->inputcollid) &&
 				is_key_var(linitial(sa->args), baserel, info.key_att) &&
 				is_scan_constant(lsecond(sa->args)))
 			{
@@ -584,7 +596,7 @@ dcRedisBeginForeignScan(ForeignScanState *node, int eflags)
 {
 	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
 	Relation	rel = node->ss.ss_currentRelation;
-	RedisScanState  *st = palloc0(sizeof(RedisScanState));
+	RedisScanState *st = palloc0(sizeof(RedisScanState));
 
 	node->fdw_state = st;
 	table_info(rel, &st->info);
@@ -1171,7 +1183,7 @@ dcRedisEndForeignScan(ForeignScanState *node)
 static void
 dcRedisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
-	RedisScanState  *st = node->fdw_state;
+	RedisScanState *st = node->fdw_state;
 	StringInfoData reads;
 
 	if (st->mode == SCAN_KEYSPACE)
