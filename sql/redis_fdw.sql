@@ -67,6 +67,12 @@ SELECT key, value FROM regress_str WHERE key LIKE 'b%';
 -- wildcards in the key prefix and the pattern are escaped for SCAN's glob
 EXPLAIN (COSTS OFF) SELECT key FROM regress_str WHERE key LIKE 'x*\_y%';
 
+-- equality under a case-insensitive collation is not an exact key: no lookup
+CREATE COLLATION regress_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+EXPLAIN (COSTS OFF) SELECT key FROM regress_str WHERE key = 'A' COLLATE regress_ci;
+SELECT key, value FROM regress_str WHERE key = 'A' COLLATE regress_ci;
+DROP COLLATION regress_ci;
+
 -- count(*) needs only the keys: no GET at all
 SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
 SELECT count(*) FROM regress_str;
