@@ -52,6 +52,7 @@
 #include "parser/parsetree.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -750,6 +751,40 @@ check_array(RedisScanState *st, redisReply *r, int step)
 }
 
 /*
+ * An HGETALL reply as a jsonb object of strings, built directly (no JSON
+ * text in between: this is the hot path of a whole-hash scan).
+ */
+static Datum
+hash_to_jsonb(redisReply *reply)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	size_t		i;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < reply->elements; i += 2)
+	{
+		redisReply *f = reply->element[i];
+		redisReply *v = reply->element[i + 1];
+		JsonbValue	jk,
+					jv;
+
+		pg_verify_mbstr(GetDatabaseEncoding(), f->str, f->len, false);
+		pg_verify_mbstr(GetDatabaseEncoding(), v->str, v->len, false);
+		jk.type = jbvString;
+		jk.val.string.val = f->str;
+		jk.val.string.len = f->len;
+		jv.type = jbvString;
+		jv.val.string.val = v->str;
+		jv.val.string.len = v->len;
+		pushJsonbValue(&state, WJB_KEY, &jk);
+		pushJsonbValue(&state, WJB_VALUE, &jv);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(result));
+}
+
+/*
  * Turn the replies for one key into rows.  value is the read reply (NULL
  * when values are not needed), ttl the PTTL reply (or NULL).
  */
@@ -814,6 +849,14 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 			break;
 		case TT_HASH:
 			check_array(st, value, 2);
+			if (info->whole_hash && info->value_att &&
+				st->conv[info->value_att - 1].typid == JSONBOID)
+			{
+				values[info->value_att - 1] = hash_to_jsonb(value);
+				nulls[info->value_att - 1] = false;
+				add_row(st, values, nulls);
+				break;
+			}
 			if (info->whole_hash)
 			{
 				json_t	   *obj = dc_json_object();
