@@ -153,6 +153,11 @@ SELECT * FROM regress_hashdoc WHERE key = ANY ('{h2,h}') ORDER BY key;
 DELETE FROM regress_hash WHERE key = 'h3' RETURNING key, field, value;
 DELETE FROM regress_hashdoc WHERE key = 'h2' RETURNING *;
 SELECT * FROM regress_hashdoc ORDER BY key;
+-- a json column works too (text form kept as built)
+CREATE FOREIGN TABLE regress_hashjson (key text, value json)
+  SERVER redis OPTIONS (table_type 'hash', key_prefix 'regress:t:');
+SELECT key, value::text FROM regress_hashjson;
+DROP FOREIGN TABLE regress_hashjson;
 SELECT * FROM regress_hash WHERE key = 'a';
 
 -- ------------------------------------------------------------------ lists
