@@ -150,6 +150,12 @@ SELECT redis_hget('regress:fn:h', 'f1', 'regress_redis2');
 CREATE SERVER regress_redis_down FOREIGN DATA WRAPPER datacore_redis
   OPTIONS (host '127.0.0.1', port '1', connect_timeout_ms '2000');
 SELECT redis_get('k', 'regress_redis_down');
+-- with breaker_threshold, calls fail at once after that many failures
+ALTER SERVER regress_redis_down OPTIONS (ADD breaker_threshold '2', ADD breaker_cooldown_ms '60000');
+SELECT redis_get('k', 'regress_redis_down');
+SELECT redis_get('k', 'regress_redis_down');
+SELECT redis_get('k', 'regress_redis_down');
+SELECT server, failures FROM breaker_status() WHERE server = 'regress_redis_down';
 
 -- response size cap
 ALTER SERVER regress_redis2 OPTIONS (ADD max_response_bytes '100');

@@ -52,6 +52,7 @@
 #include "parser/parsetree.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -110,6 +111,18 @@ typedef struct ColConv
 	FmgrInfo	out;
 } ColConv;
 
+/* One round trip of a scan: reads for some keys, maybe the next SCAN. */
+typedef struct RedisBatch
+{
+	MemoryContext cxt;
+	bool		live;			/* has keys or a request to process */
+	DcRedisPending *request;	/* NULL: nothing sent */
+	int			nkeys;
+	char	  **keys;			/* full keys, copied into cxt */
+	size_t	   *key_len;
+	bool		has_scan;		/* last command is SCAN */
+} RedisBatch;
+
 typedef struct RedisScanState
 {
 	DcServer   *server;
@@ -123,16 +136,20 @@ typedef struct RedisScanState
 
 	/* keys to read */
 	bool		started;
-	bool		done;
 	char	   *cursor;			/* SCAN cursor; "0" ends */
-	int			npending;		/* keys from the last SCAN page / key list */
-	char	  **pending;
-	size_t	   *pending_len;
-	int			next_key;		/* key-list mode: next index in pending */
+	int			nlist;			/* key-list mode: the keys */
+	char	  **list;
+	size_t	   *list_len;
+	int			next_key;		/* key-list mode: next index in list */
 
-	/* rows of the current batch */
-	MemoryContext batch_cxt[2];
-	int			round;
+	/*
+	 * Two batches alternate: while the rows of one are returned, the
+	 * request for the next is already on its way, so Redis works while we
+	 * convert.  Each batch owns a memory context holding its request, its
+	 * replies and its rows.
+	 */
+	RedisBatch	batch[2];
+	int			cur;			/* batch whose rows are being returned */
 	int			nrows;
 	int			next_row;
 	Datum	  **row_values;
@@ -337,6 +354,16 @@ is_key_var(Node *node, RelOptInfo *baserel, AttrNumber key_att)
 		((Var *) node)->varlevelsup == 0;
 }
 
+/*
+ * Equality under a nondeterministic collation (case-insensitive, say) is
+ * not byte equality, so it cannot become a lookup of exact keys.
+ */
+static bool
+key_collation_ok(Oid collid)
+{
+	return !OidIsValid(collid) || get_collation_isdeterministic(collid);
+}
+
 /* An expression the executor can compute once before the scan. */
 static bool
 is_scan_constant(Node *node)
@@ -419,7 +446,8 @@ dcRedisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 			Node	   *l = linitial(op->args);
 			Node	   *r = lsecond(op->args);
 
-			if (op->opno == OID_TEXT_EQ_OP && mode != SCAN_KEY_EQ)
+			if (op->opno == OID_TEXT_EQ_OP && mode != SCAN_KEY_EQ &&
+				key_collation_ok(op->inputcollid))
 			{
 				if (is_key_var(r, baserel, info.key_att))
 				{
@@ -449,6 +477,7 @@ dcRedisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 			ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) clause;
 
 			if (sa->useOr && sa->opno == OID_TEXT_EQ_OP &&
+				key_collation_ok(sa->inputcollid) &&
 				is_key_var(linitial(sa->args), baserel, info.key_att) &&
 				is_scan_constant(lsecond(sa->args)))
 			{
@@ -470,7 +499,8 @@ dcRedisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	else
 	{
 		need_ttl = info.ttl_att && bms_is_member(info.ttl_att - offset, attrs);
-		need_values = info.type != TT_STRING ||
+		/* rows per element need the elements; rows per key only the keys */
+		need_values = (info.type != TT_STRING && !info.whole_hash) ||
 			(info.value_att && bms_is_member(info.value_att - offset, attrs));
 	}
 
@@ -567,7 +597,7 @@ dcRedisBeginForeignScan(ForeignScanState *node, int eflags)
 {
 	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
 	Relation	rel = node->ss.ss_currentRelation;
-	RedisScanState  *st = palloc0(sizeof(RedisScanState));
+	RedisScanState *st = palloc0(sizeof(RedisScanState));
 
 	node->fdw_state = st;
 	table_info(rel, &st->info);
@@ -584,9 +614,9 @@ dcRedisBeginForeignScan(ForeignScanState *node, int eflags)
 	st->server = dc_get_server_by_oid(st->info.serverid, scan_user(node),
 									  DC_SERVICE_REDIS, "a scan of a redis foreign table");
 	st->conv = make_conv(rel);
-	st->batch_cxt[0] = AllocSetContextCreate(CurrentMemoryContext, "datacore redis batch",
+	st->batch[0].cxt = AllocSetContextCreate(CurrentMemoryContext, "datacore redis batch",
 											 ALLOCSET_DEFAULT_SIZES);
-	st->batch_cxt[1] = AllocSetContextCreate(CurrentMemoryContext, "datacore redis batch",
+	st->batch[1].cxt = AllocSetContextCreate(CurrentMemoryContext, "datacore redis batch",
 											 ALLOCSET_DEFAULT_SIZES);
 }
 
@@ -604,7 +634,7 @@ full_key(TableInfo *info, const char *key, size_t keylen, size_t *len)
 	return k;
 }
 
-/* Evaluate the pushed-down key expression into the pending key list. */
+/* Evaluate the pushed-down key expression into the key list. */
 static void
 load_key_list(ForeignScanState *node, RedisScanState *st)
 {
@@ -613,16 +643,16 @@ load_key_list(ForeignScanState *node, RedisScanState *st)
 	Datum		d = ExecEvalExpr(st->key_expr, econtext, &isnull);
 	MemoryContext old = MemoryContextSwitchTo(node->ss.ps.state->es_query_cxt);
 
-	st->npending = 0;
+	st->nlist = 0;
+	st->list = palloc(sizeof(char *));
+	st->list_len = palloc(sizeof(size_t));
 	if (!isnull && st->mode == SCAN_KEY_EQ)
 	{
 		text	   *t = DatumGetTextPP(d);
 
-		st->pending = palloc(sizeof(char *));
-		st->pending_len = palloc(sizeof(size_t));
-		st->pending[0] = full_key(&st->info, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
-								  &st->pending_len[0]);
-		st->npending = 1;
+		st->list[0] = full_key(&st->info, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
+							   &st->list_len[0]);
+		st->nlist = 1;
 	}
 	else if (!isnull)
 	{
@@ -633,8 +663,8 @@ load_key_list(ForeignScanState *node, RedisScanState *st)
 
 		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &n);
-		st->pending = palloc(sizeof(char *) * Max(n, 1));
-		st->pending_len = palloc(sizeof(size_t) * Max(n, 1));
+		st->list = repalloc(st->list, sizeof(char *) * Max(n, 1));
+		st->list_len = repalloc(st->list_len, sizeof(size_t) * Max(n, 1));
 		for (i = 0; i < n; i++)
 		{
 			text	   *t;
@@ -642,10 +672,10 @@ load_key_list(ForeignScanState *node, RedisScanState *st)
 			if (nulls[i])
 				continue;
 			t = DatumGetTextPP(elems[i]);
-			st->pending[st->npending] = full_key(&st->info, VARDATA_ANY(t),
-												 VARSIZE_ANY_EXHDR(t),
-												 &st->pending_len[st->npending]);
-			st->npending++;
+			st->list[st->nlist] = full_key(&st->info, VARDATA_ANY(t),
+										   VARSIZE_ANY_EXHDR(t),
+										   &st->list_len[st->nlist]);
+			st->nlist++;
 		}
 	}
 	MemoryContextSwitchTo(old);
@@ -721,6 +751,40 @@ check_array(RedisScanState *st, redisReply *r, int step)
 }
 
 /*
+ * An HGETALL reply as a jsonb object of strings, built directly (no JSON
+ * text in between: this is the hot path of a whole-hash scan).
+ */
+static Datum
+hash_to_jsonb(redisReply *reply)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	size_t		i;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < reply->elements; i += 2)
+	{
+		redisReply *f = reply->element[i];
+		redisReply *v = reply->element[i + 1];
+		JsonbValue	jk,
+					jv;
+
+		pg_verify_mbstr(GetDatabaseEncoding(), f->str, f->len, false);
+		pg_verify_mbstr(GetDatabaseEncoding(), v->str, v->len, false);
+		jk.type = jbvString;
+		jk.val.string.val = f->str;
+		jk.val.string.len = f->len;
+		jv.type = jbvString;
+		jv.val.string.val = v->str;
+		jv.val.string.len = v->len;
+		pushJsonbValue(&state, WJB_KEY, &jk);
+		pushJsonbValue(&state, WJB_VALUE, &jv);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(result));
+}
+
+/*
  * Turn the replies for one key into rows.  value is the read reply (NULL
  * when values are not needed), ttl the PTTL reply (or NULL).
  */
@@ -785,6 +849,14 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 			break;
 		case TT_HASH:
 			check_array(st, value, 2);
+			if (info->whole_hash && info->value_att &&
+				st->conv[info->value_att - 1].typid == JSONBOID)
+			{
+				values[info->value_att - 1] = hash_to_jsonb(value);
+				nulls[info->value_att - 1] = false;
+				add_row(st, values, nulls);
+				break;
+			}
 			if (info->whole_hash)
 			{
 				json_t	   *obj = dc_json_object();
@@ -863,73 +935,72 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 	}
 }
 
+/* Commands per key: -1 TYPE only (a key list with no values read). */
+static int
+per_key_commands(RedisScanState *st)
+{
+	int			n = (st->need_values ? 1 : 0) + (st->need_ttl ? 1 : 0);
+
+	return (n == 0 && st->mode != SCAN_KEYSPACE) ? -1 : n;
+}
+
 /*
- * One round trip: the reads for the pending keys, pipelined with the next
- * SCAN call when the keyspace is being walked.  Fills the batch rows.
+ * Keyspace scans of string tables read a page's values with one MGET: the
+ * SCAN's TYPE filter already guarantees strings (MGET would hide a wrong
+ * type as nil), and one reply parses much faster than one per key.
+ */
+static bool
+use_mget(RedisScanState *st)
+{
+	return st->info.type == TT_STRING && st->mode == SCAN_KEYSPACE && st->need_values;
+}
+
+/*
+ * Send the request of batch b: the reads for nkeys keys (copied into the
+ * batch) and, when with_scan, the SCAN call for the next page.
  */
 static void
-fetch_batch(ForeignScanState *node, RedisScanState *st)
+send_batch(RedisScanState *st, RedisBatch *b, int nkeys, char **keys,
+		   size_t *lens, bool with_scan)
 {
-	MemoryContext cxt = st->batch_cxt[st->round++ % 2];
 	MemoryContext old;
-	int			nkeys;
-	int			first;
-	int			per_key = (st->need_values ? 1 : 0) + (st->need_ttl ? 1 : 0);
-	bool		do_scan;
+	int			per_key = per_key_commands(st);
 	DcRedisCmd **cmds;
-	redisReply **replies;
 	int			ncmds = 0;
 	int			i;
-	const char *op = "a scan of a redis foreign table";
 
-	/* the other context holds the pending keys from the last SCAN page */
-	MemoryContextReset(cxt);
-	old = MemoryContextSwitchTo(cxt);
-	st->nrows = 0;
-	st->next_row = 0;
-	st->maxrows = 0;
-	st->row_values = NULL;
-	st->row_nulls = NULL;
-
-	if (st->mode == SCAN_KEYSPACE)
+	MemoryContextReset(b->cxt);
+	old = MemoryContextSwitchTo(b->cxt);
+	b->nkeys = nkeys;
+	b->keys = palloc(sizeof(char *) * Max(nkeys, 1));
+	b->key_len = palloc(sizeof(size_t) * Max(nkeys, 1));
+	b->has_scan = with_scan;
+	cmds = palloc(sizeof(DcRedisCmd *) * (nkeys * Max(per_key, 1) + 2));
+	if (use_mget(st) && nkeys > 0)
+		cmds[ncmds++] = dc_redis_cmd("MGET");
+	for (i = 0; i < nkeys; i++)
 	{
-		first = 0;
-		nkeys = st->npending;
-		do_scan = !st->started || strcmp(st->cursor, "0") != 0;
-	}
-	else
-	{
-		first = st->next_key;
-		nkeys = Min(st->npending - first, st->info.scan_count);
-		st->next_key += nkeys;
-		do_scan = false;
-	}
-	st->started = true;
-
-	cmds = palloc(sizeof(DcRedisCmd *) * (nkeys * Max(per_key, 1) + 1));
-	replies = palloc(sizeof(redisReply *) * (nkeys * Max(per_key, 1) + 1));
-	/* a key list must be checked for existence even when only keys are read */
-	if (st->mode != SCAN_KEYSPACE && per_key == 0)
-		per_key = -1;
-	for (i = first; i < first + nkeys; i++)
-	{
+		b->keys[i] = pnstrdup(keys[i], lens[i]);
+		b->key_len[i] = lens[i];
 		if (per_key == -1)
 		{
 			cmds[ncmds] = dc_redis_cmd("TYPE");
-			dc_redis_arg(cmds[ncmds++], st->pending[i], st->pending_len[i]);
+			dc_redis_arg(cmds[ncmds++], b->keys[i], lens[i]);
 		}
-		if (st->need_values)
-			cmds[ncmds++] = read_cmd(st, st->pending[i], st->pending_len[i]);
+		if (use_mget(st))
+			dc_redis_arg(cmds[0], b->keys[i], lens[i]);
+		else if (st->need_values)
+			cmds[ncmds++] = read_cmd(st, b->keys[i], lens[i]);
 		if (st->need_ttl)
 		{
 			cmds[ncmds] = dc_redis_cmd("PTTL");
-			dc_redis_arg(cmds[ncmds++], st->pending[i], st->pending_len[i]);
+			dc_redis_arg(cmds[ncmds++], b->keys[i], lens[i]);
 		}
 	}
-	if (do_scan)
+	if (with_scan)
 	{
 		cmds[ncmds] = dc_redis_cmd("SCAN");
-		dc_redis_arg_str(cmds[ncmds], st->started && st->cursor ? st->cursor : "0");
+		dc_redis_arg_str(cmds[ncmds], st->cursor ? st->cursor : "0");
 		dc_redis_arg_str(cmds[ncmds], "MATCH");
 		dc_redis_arg_str(cmds[ncmds], st->match);
 		dc_redis_arg_str(cmds[ncmds], "COUNT");
@@ -938,11 +1009,125 @@ fetch_batch(ForeignScanState *node, RedisScanState *st)
 		dc_redis_arg_str(cmds[ncmds], type_names[st->info.type]);
 		ncmds++;
 	}
+	/* keys alone (count(*) of a keyspace) need no request */
+	b->request = ncmds > 0 ?
+		dc_redis_send(st->server, "a scan of a redis foreign table", ncmds, cmds, 0) : NULL;
+	b->live = true;
+	MemoryContextSwitchTo(old);
+}
 
-	dc_redis_pipeline(st->server, op, ncmds, cmds, replies);
+/* Send the next key-list chunk into batch b, if any keys are left. */
+static void
+send_list_chunk(RedisScanState *st, RedisBatch *b)
+{
+	int			n = Min(st->nlist - st->next_key, st->info.scan_count);
 
-	ncmds = 0;
-	for (i = first; i < first + nkeys; i++)
+	if (n <= 0)
+	{
+		b->live = false;
+		return;
+	}
+	send_batch(st, b, n, st->list + st->next_key, st->list_len + st->next_key, false);
+	st->next_key += n;
+}
+
+/* The first request of a scan. */
+static void
+start_scan(ForeignScanState *node, RedisScanState *st)
+{
+	st->started = true;
+	st->cur = 0;
+	st->cursor = NULL;
+	st->batch[1].live = false;
+	if (st->mode == SCAN_KEYSPACE)
+		send_batch(st, &st->batch[0], 0, NULL, NULL, true);
+	else
+	{
+		load_key_list(node, st);
+		send_list_chunk(st, &st->batch[0]);
+	}
+}
+
+/*
+ * Receive the batch in flight, send the next request at once, then turn
+ * the replies into rows.  Returns false when the scan is over.
+ */
+static bool
+fetch_batch(RedisScanState *st)
+{
+	RedisBatch *b = &st->batch[st->cur];
+	RedisBatch *next = &st->batch[1 - st->cur];
+	MemoryContext old;
+	redisReply **replies;
+	int			per_key = per_key_commands(st);
+	int			ncmds = 0;
+	int			i;
+	const char *op = "a scan of a redis foreign table";
+	redisReply *mget = NULL;
+
+	if (!b->live)
+		return false;
+
+	old = MemoryContextSwitchTo(b->cxt);
+	replies = b->request ? dc_redis_receive(b->request) : NULL;
+	b->request = NULL;
+	b->live = false;
+	st->nrows = 0;
+	st->next_row = 0;
+	st->maxrows = 0;
+	st->row_values = NULL;
+	st->row_nulls = NULL;
+
+	/* the next request first, so Redis works while we convert */
+	if (b->has_scan)
+	{
+		int			nread;
+		redisReply *r;
+		redisReply *keys;
+		char	  **names;
+		size_t	   *lens;
+
+		/* SCAN is the last command, after the reads */
+		if (use_mget(st))
+			nread = b->nkeys > 0 ? 1 + (st->need_ttl ? b->nkeys : 0) : 0;
+		else
+			nread = b->nkeys * Max(per_key, 0) + (per_key == -1 ? b->nkeys : 0);
+		r = replies[nread];
+
+		dc_redis_check_reply(st->server, op, r);
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+			r->element[0]->type != REDIS_REPLY_STRING ||
+			r->element[1]->type != REDIS_REPLY_ARRAY)
+			dc_redis_unexpected(st->server, op, r);
+		keys = r->element[1];
+		names = palloc(sizeof(char *) * Max(keys->elements, 1));
+		lens = palloc(sizeof(size_t) * Max(keys->elements, 1));
+		for (i = 0; i < (int) keys->elements; i++)
+		{
+			if (keys->element[i]->type != REDIS_REPLY_STRING)
+				dc_redis_unexpected(st->server, op, r);
+			names[i] = keys->element[i]->str;
+			lens[i] = keys->element[i]->len;
+		}
+		st->cursor = MemoryContextStrdup(GetMemoryChunkContext(st), r->element[0]->str);
+		if (keys->elements > 0 || strcmp(st->cursor, "0") != 0)
+			send_batch(st, next, keys->elements, names, lens, strcmp(st->cursor, "0") != 0);
+		else
+			next->live = false;
+	}
+	else if (st->mode != SCAN_KEYSPACE)
+		send_list_chunk(st, next);
+	else
+		next->live = false;
+
+	if (use_mget(st) && b->nkeys > 0)
+	{
+		mget = replies[ncmds++];
+		dc_redis_check_reply(st->server, op, mget);
+		if (mget->type != REDIS_REPLY_ARRAY || mget->elements != b->nkeys)
+			dc_redis_unexpected(st->server, op, mget);
+	}
+	for (i = 0; i < b->nkeys; i++)
 	{
 		redisReply *value = NULL;
 		redisReply *ttl = NULL;
@@ -959,61 +1144,34 @@ fetch_batch(ForeignScanState *node, RedisScanState *st)
 						 errmsg("redis server \"%s\" rejected %s: WRONGTYPE, the key holds another kind of value",
 								st->server->servername, op),
 						 errdetail_internal("Key \"%s\" is a %s, the table reads %s keys.",
-											st->pending[i], t->str, type_names[st->info.type])));
+											b->keys[i], t->str, type_names[st->info.type])));
 		}
-		if (st->need_values)
+		if (mget)
+			value = mget->element[i];
+		else if (st->need_values)
 			value = replies[ncmds++];
 		if (st->need_ttl)
 			ttl = replies[ncmds++];
-		key_rows(st, st->pending[i], st->pending_len[i], value, ttl);
+		key_rows(st, b->keys[i], b->key_len[i], value, ttl);
 	}
-
-	if (do_scan)
-	{
-		redisReply *r = replies[ncmds];
-		redisReply *keys;
-
-		dc_redis_check_reply(st->server, op, r);
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-			r->element[0]->type != REDIS_REPLY_STRING ||
-			r->element[1]->type != REDIS_REPLY_ARRAY)
-			dc_redis_unexpected(st->server, op, r);
-		st->cursor = pstrdup(r->element[0]->str);
-		keys = r->element[1];
-		st->npending = keys->elements;
-		st->pending = palloc(sizeof(char *) * Max(keys->elements, 1));
-		st->pending_len = palloc(sizeof(size_t) * Max(keys->elements, 1));
-		for (i = 0; i < (int) keys->elements; i++)
-		{
-			st->pending[i] = keys->element[i]->str;
-			st->pending_len[i] = keys->element[i]->len;
-		}
-	}
-	else if (st->mode == SCAN_KEYSPACE)
-		st->npending = 0;
-
-	if (st->mode == SCAN_KEYSPACE)
-		st->done = st->npending == 0 && strcmp(st->cursor, "0") == 0;
-	else
-		st->done = st->next_key >= st->npending;
 	MemoryContextSwitchTo(old);
+	st->cur = 1 - st->cur;
+	return true;
 }
 
 static TupleTableSlot *
 dcRedisIterateForeignScan(ForeignScanState *node)
 {
-	RedisScanState  *st = node->fdw_state;
+	RedisScanState *st = node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 
-	if (!st->started && st->mode != SCAN_KEYSPACE && st->pending == NULL)
-		load_key_list(node, st);
+	if (!st->started)
+		start_scan(node, st);
 
 	while (st->next_row >= st->nrows)
 	{
-		if (st->done || (st->mode != SCAN_KEYSPACE && st->started &&
-						 st->next_key >= st->npending))
+		if (!fetch_batch(st))
 			return ExecClearTuple(slot);
-		fetch_batch(node, st);
 	}
 
 	ExecClearTuple(slot);
@@ -1023,17 +1181,34 @@ dcRedisIterateForeignScan(ForeignScanState *node)
 	return ExecStoreVirtualTuple(slot);
 }
 
+/* Read (and drop) a request still in flight, keeping the connection usable. */
+static void
+finish_requests(RedisScanState *st)
+{
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		if (st->batch[i].request)
+		{
+			MemoryContext old = MemoryContextSwitchTo(st->batch[i].cxt);
+
+			(void) dc_redis_receive(st->batch[i].request);
+			MemoryContextSwitchTo(old);
+			st->batch[i].request = NULL;
+		}
+		st->batch[i].live = false;
+	}
+}
+
 static void
 dcRedisReScanForeignScan(ForeignScanState *node)
 {
-	RedisScanState  *st = node->fdw_state;
+	RedisScanState *st = node->fdw_state;
 
+	finish_requests(st);
 	st->started = false;
-	st->done = false;
 	st->cursor = NULL;
-	st->npending = 0;
-	st->pending = NULL;
-	st->next_key = 0;
 	st->nrows = 0;
 	st->next_row = 0;
 }
@@ -1041,13 +1216,17 @@ dcRedisReScanForeignScan(ForeignScanState *node)
 static void
 dcRedisEndForeignScan(ForeignScanState *node)
 {
-	/* batch contexts go with the executor's memory */
+	RedisScanState *st = node->fdw_state;
+
+	/* a LIMIT can end the scan with the next batch on its way */
+	if (st && st->server)
+		finish_requests(st);
 }
 
 static void
 dcRedisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
-	RedisScanState  *st = node->fdw_state;
+	RedisScanState *st = node->fdw_state;
 	StringInfoData reads;
 
 	if (st->mode == SCAN_KEYSPACE)
@@ -1059,7 +1238,9 @@ dcRedisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 							st->mode == SCAN_KEY_EQ ? "key = (pushed down)" :
 							"key = ANY (pushed down)", es);
 	initStringInfo(&reads);
-	if (st->need_values)
+	if (use_mget(st))
+		appendStringInfoString(&reads, "MGET");
+	else if (st->need_values)
 		appendStringInfoString(&reads, read_names[st->info.type]);
 	if (st->need_ttl)
 		appendStringInfo(&reads, "%sPTTL", reads.len ? ", " : "");

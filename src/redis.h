@@ -29,6 +29,9 @@ typedef struct DcRedisCmd
 	size_t	   *argvlen;
 } DcRedisCmd;
 
+/* A request written but not yet read (redis_conn.c). */
+typedef struct DcRedisPending DcRedisPending;
+
 /* Wait forever for a blocking command (only interrupts end the wait). */
 #define DC_REDIS_BLOCK_FOREVER	(-1)
 
@@ -43,6 +46,9 @@ extern redisReply *dc_redis_run(DcServer *server, const char *operation,
 								DcRedisCmd *cmd);
 extern redisReply *dc_redis_run_blocking(DcServer *server, const char *operation,
 										 DcRedisCmd *cmd, int64 block_ms);
+extern DcRedisPending *dc_redis_send(DcServer *server, const char *operation,
+									 int ncmds, DcRedisCmd **cmds, int64 block_ms);
+extern redisReply **dc_redis_receive(DcRedisPending *pending);
 extern void dc_redis_pipeline(DcServer *server, const char *operation,
 							  int ncmds, DcRedisCmd **cmds, redisReply **replies);
 extern void dc_redis_check_reply(DcServer *server, const char *operation,

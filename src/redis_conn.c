@@ -34,6 +34,7 @@
 #include "catalog/pg_user_mapping.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -41,6 +42,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "breaker.h"
 #include "redis.h"
 
 /* Cache key: OIDs only, so no secret ever lands in a hash key. */
@@ -55,12 +57,32 @@ typedef struct DcRedisConn
 	DcRedisConnKey key;			/* hash key, must be first */
 	redisContext *ctx;			/* NULL when closed */
 	bool		busy;			/* a request is in flight */
+	struct DcRedisPending *pending; /* its replies, when not read at once */
 	bool		invalidated;	/* server or mapping changed since connect */
 	uint32		server_hash;	/* syscache hash of the server row */
 	uint32		mapping_hash;	/* syscache hash of the mapping row */
 } DcRedisConn;
 
+/*
+ * A request that was written and whose replies are still to be read.  It
+ * lives in the memory context that was current when it was sent, and so
+ * do its replies.
+ */
+struct DcRedisPending
+{
+	DcRedisConn *conn;
+	DcServer   *server;
+	const char *op;
+	MemoryContext cxt;
+	int			nreplies;
+	redisReply **replies;
+	TimestampTz deadline;		/* 0: none */
+	bool		done;			/* replies read (or connection lost) */
+};
+
 static HTAB *conn_cache = NULL;
+
+static void drain(DcRedisPending *p);
 
 /* A reply registered for release with a memory context. */
 typedef struct ReplyHolder
@@ -134,6 +156,8 @@ conn_close(DcRedisConn *conn)
 	conn->ctx = NULL;
 	conn->busy = false;
 	conn->invalidated = false;
+	/* a request left unread now fails in dc_redis_receive */
+	conn->pending = NULL;
 }
 
 /*
@@ -210,6 +234,7 @@ init_cache(void)
 static void
 raise_timeout(DcServer *server, const char *op, bool connecting)
 {
+	dc_breaker_record(server, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 connecting ?
@@ -225,6 +250,7 @@ raise_timeout(DcServer *server, const char *op, bool connecting)
 static void
 raise_io(DcServer *server, const char *op, const char *what)
 {
+	dc_breaker_record(server, false);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("connection to redis server \"%s\" failed during %s",
@@ -420,21 +446,27 @@ conn_open(DcRedisConn *conn, DcServer *server, const char *op)
 						server->servername)));
 	conn->ctx = ctx;
 	if (ctx->err)
+	{
+		dc_breaker_record(server, false);
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to redis server \"%s\" for %s",
 						server->servername, op),
 				 errdetail_internal("%s", ctx->errstr)));
+	}
 
 	wait_socket(server, op, ctx->fd, WL_SOCKET_WRITEABLE, deadline, true);
 	if (getsockopt(ctx->fd, SOL_SOCKET, SO_ERROR, &sockerr, &errlen) != 0)
 		sockerr = errno;
 	if (sockerr != 0)
+	{
+		dc_breaker_record(server, false);
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to redis server \"%s\" for %s",
 						server->servername, op),
 				 errdetail_internal("%s", strerror(sockerr))));
+	}
 
 	if (password)
 	{
@@ -550,7 +582,12 @@ get_conn(DcServer *server, const char *op, bool *fresh)
 		conn->ctx = NULL;
 		conn->busy = false;
 		conn->invalidated = false;
+		conn->pending = NULL;
 	}
+
+	/* a request sent ahead (a scan's next batch) is read before reuse */
+	if (conn->ctx && conn->pending)
+		drain(conn->pending);
 
 	if (conn->ctx && (conn->busy || conn->invalidated || conn_broken(conn)))
 		conn_close(conn);
@@ -568,62 +605,139 @@ get_conn(DcServer *server, const char *op, bool *fresh)
  * Requests
  * --------------------------------------------------------------------- */
 
+/* Append n as decimal text. */
+static void
+append_uint(StringInfo buf, uint64 n)
+{
+	char		digits[MAXINT8LEN + 1];
+	int			len = pg_ulltoa_n(n, digits);
+
+	appendBinaryStringInfo(buf, digits, len);
+}
+
 /*
- * Send ncmds commands in one write and read their replies in order into
- * replies[].  Error replies are returned, not raised.  block_ms extends
- * the deadline for a blocking command (DC_REDIS_BLOCK_FOREVER: only
- * interrupts end the wait).
- *
- * If writing fails on a connection that was idle in the cache, the server
- * went away since; the connection is reopened and the request sent once
- * more.  Nothing is resent once a write succeeded.
+ * The commands in RESP wire format, in one buffer: cheaper than letting
+ * hiredis format (and reallocate) per command.
  */
 static void
-run_commands(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
-			 redisReply **replies, int64 block_ms)
+format_commands(StringInfo buf, int ncmds, DcRedisCmd **cmds)
 {
+	int			i,
+				j;
+
+	for (i = 0; i < ncmds; i++)
+	{
+		appendStringInfoChar(buf, '*');
+		append_uint(buf, cmds[i]->argc);
+		appendBinaryStringInfo(buf, "\r\n", 2);
+		for (j = 0; j < cmds[i]->argc; j++)
+		{
+			appendStringInfoChar(buf, '$');
+			append_uint(buf, cmds[i]->argvlen[j]);
+			appendBinaryStringInfo(buf, "\r\n", 2);
+			appendBinaryStringInfo(buf, cmds[i]->argv[j], cmds[i]->argvlen[j]);
+			appendBinaryStringInfo(buf, "\r\n", 2);
+		}
+	}
+}
+
+/* Read the replies of a sent request into its context. */
+static void
+drain(DcRedisPending *p)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	int64		received = 0;
+	int			i;
+
+	for (i = 0; i < p->nreplies; i++)
+		p->replies[i] = read_reply(p->server, p->op, p->conn->ctx, p->deadline,
+								   false, &received);
+	MemoryContextSwitchTo(old);
+	p->done = true;
+	p->conn->pending = NULL;
+	p->conn->busy = false;
+	dc_breaker_record(p->server, true);
+}
+
+/*
+ * Write ncmds commands in one go and return without reading the replies
+ * (dc_redis_receive does that).  The request is tied to
+ * CurrentMemoryContext.  A request still outstanding on the connection is
+ * read to completion first, so callers may interleave freely.  block_ms
+ * extends the deadline for a blocking command (DC_REDIS_BLOCK_FOREVER:
+ * only interrupts end the wait).
+ *
+ * If writing fails on a connection that was idle in the cache, the server
+ * went away since; the connection is reopened and the request written once
+ * more.  Nothing is resent once a write succeeded.
+ */
+DcRedisPending *
+dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
+			  int64 block_ms)
+{
+	DcRedisPending *p = palloc0(sizeof(DcRedisPending));
+	StringInfoData buf;
 	DcRedisConn *conn;
 	bool		fresh;
 	int			attempt;
-	int			i;
-	int64		received = 0;
-	TimestampTz deadline;
+
+	/* a server known to be down fails at once (breaker_threshold) */
+	dc_breaker_check(server, op);
+
+	p->server = server;
+	p->op = op;
+	p->cxt = CurrentMemoryContext;
+	p->nreplies = ncmds;
+	p->replies = palloc0(sizeof(redisReply *) * Max(ncmds, 1));
+	initStringInfo(&buf);
+	format_commands(&buf, ncmds, cmds);
 
 	for (attempt = 0;; attempt++)
 	{
 		conn = get_conn(server, op, &fresh);
 		conn->busy = true;
-		for (i = 0; i < ncmds; i++)
-		{
-			if (redisAppendCommandArgv(conn->ctx, cmds[i]->argc, cmds[i]->argv,
-									   cmds[i]->argvlen) != REDIS_OK)
-				ereport(ERROR,
-						(errcode(ERRCODE_OUT_OF_MEMORY),
-						 errmsg("out of memory")));
-		}
+		if (redisAppendFormattedCommand(conn->ctx, buf.data, buf.len) != REDIS_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
 		if (block_ms == DC_REDIS_BLOCK_FOREVER)
-			deadline = 0;
+			p->deadline = 0;
 		else
-			deadline = deadline_after(server->timeout_ms + (int) Min(block_ms, INT_MAX / 2));
-		if (flush_output(server, op, conn->ctx, deadline, false))
+			p->deadline = deadline_after(server->timeout_ms + (int) Min(block_ms, INT_MAX / 2));
+		if (flush_output(server, op, conn->ctx, p->deadline, false))
 			break;
 		if (fresh || attempt > 0)
 			raise_io(server, op, conn->ctx->errstr[0] ? conn->ctx->errstr : strerror(errno));
 		/* busy stays set: get_conn closes it and connects again */
 	}
+	pfree(buf.data);
+	p->conn = conn;
+	conn->pending = p;
+	return p;
+}
 
-	for (i = 0; i < ncmds; i++)
-		replies[i] = read_reply(server, op, conn->ctx, deadline, false, &received);
-	conn->busy = false;
+/* The replies of a sent request, in order; error replies are returned. */
+redisReply **
+dc_redis_receive(DcRedisPending *p)
+{
+	if (!p->done)
+	{
+		if (p->conn->pending != p)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("connection to redis server \"%s\" was lost during %s",
+							p->server->servername, p->op)));
+		drain(p);
+	}
+	return p->replies;
 }
 
 redisReply *
 dc_redis_run_blocking(DcServer *server, const char *op, DcRedisCmd *cmd,
 					  int64 block_ms)
 {
-	redisReply *reply;
+	redisReply *reply = dc_redis_receive(dc_redis_send(server, op, 1, &cmd, block_ms))[0];
 
-	run_commands(server, op, 1, &cmd, &reply, block_ms);
 	dc_redis_check_reply(server, op, reply);
 	return reply;
 }
@@ -641,7 +755,8 @@ dc_redis_pipeline(DcServer *server, const char *op, int ncmds,
 				  DcRedisCmd **cmds, redisReply **replies)
 {
 	if (ncmds > 0)
-		run_commands(server, op, ncmds, cmds, replies, 0);
+		memcpy(replies, dc_redis_receive(dc_redis_send(server, op, ncmds, cmds, 0)),
+			   sizeof(redisReply *) * ncmds);
 }
 
 /* ---------------------------------------------------------------------
