@@ -56,6 +56,13 @@ extern DcServer *dc_get_server(const char *servername, DcService service,
 							   const char *operation);
 extern DcServer *dc_get_server_by_oid(Oid serverid, Oid userid,
 									  DcService service, const char *operation);
+
+/* the role a foreign scan or modification runs as (view owner, ...) */
+struct ForeignScanState;
+struct ResultRelInfo;
+struct EState;
+extern Oid	dc_scan_user(struct ForeignScanState *node);
+extern Oid	dc_modify_user(struct ResultRelInfo *rinfo, struct EState *estate);
 extern const char *dc_option(DcServer *server, const char *name);
 extern int	dc_option_int(DcServer *server, const char *name, int defval);
 extern int64 dc_option_int64(DcServer *server, const char *name, int64 defval);

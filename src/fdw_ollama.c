@@ -89,7 +89,6 @@ dcOllamaGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 static void
 dcOllamaBeginForeignScan(ForeignScanState *node, int eflags)
 {
-	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
 	EState	   *estate = node->ss.ps.state;
 	Relation	rel = node->ss.ss_currentRelation;
 	OllamaScanState *st;
@@ -98,15 +97,7 @@ dcOllamaBeginForeignScan(ForeignScanState *node, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-#if PG_VERSION_NUM >= 160000
-	userid = OidIsValid(fsplan->checkAsUser) ? fsplan->checkAsUser : GetUserId();
-#else
-	{
-		RangeTblEntry *rte = exec_rt_fetch(fsplan->scan.scanrelid, estate);
-
-		userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-	}
-#endif
+	userid = dc_scan_user(node);
 
 	st = palloc0(sizeof(OllamaScanState));
 	st->running = table_is_running(RelationGetRelid(rel));

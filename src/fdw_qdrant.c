@@ -1256,20 +1256,6 @@ fill_slot(QdScanState *st, json_t *rec, TupleTableSlot *slot)
 
 /* ---------- scan callbacks ---------- */
 
-static Oid
-scan_user(ForeignScanState *node)
-{
-#if PG_VERSION_NUM >= 160000
-	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
-
-	return OidIsValid(fsplan->checkAsUser) ? fsplan->checkAsUser : GetUserId();
-#else
-	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
-	RangeTblEntry *rte = exec_rt_fetch(fsplan->scan.scanrelid, node->ss.ps.state);
-
-	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-#endif
-}
 
 /*
  * Set up the scan's memory contexts and expression states.  The server is
@@ -1313,7 +1299,7 @@ dcQdrantBeginForeignScan(ForeignScanState *node, int eflags)
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	st->server = dc_get_server_by_oid(st->table->serverid, scan_user(node),
+	st->server = dc_get_server_by_oid(st->table->serverid, dc_scan_user(node),
 									  DC_SERVICE_QDRANT, st->operation);
 }
 
@@ -1486,24 +1472,6 @@ dcQdrantPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRela
 	return list_make1(updated);
 }
 
-static Oid
-modify_user(ResultRelInfo *rinfo, EState *estate)
-{
-#if PG_VERSION_NUM >= 160000
-	return ExecGetResultRelCheckAsUser(rinfo, estate);
-#else
-	/* a partition that tuples are routed to has no range table entry */
-	Index		rti = rinfo->ri_RangeTableIndex;
-	RangeTblEntry *rte;
-
-	if (rti == 0 && rinfo->ri_RootResultRelInfo)
-		rti = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
-	if (rti == 0)
-		return GetUserId();
-	rte = exec_rt_fetch(rti, estate);
-	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-#endif
-}
 
 static void
 begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
@@ -1550,7 +1518,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	st->server = dc_get_server_by_oid(st->table->serverid, modify_user(rinfo, estate),
+	st->server = dc_get_server_by_oid(st->table->serverid, dc_modify_user(rinfo, estate),
 									  DC_SERVICE_QDRANT, st->operation);
 	st->temp_cxt = AllocSetContextCreate(estate->es_query_cxt, "datacore qdrant modify",
 										 ALLOCSET_DEFAULT_SIZES);

@@ -577,20 +577,6 @@ dcRedisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
  * Scanning
  * --------------------------------------------------------------------- */
 
-static Oid
-scan_user(ForeignScanState *node)
-{
-#if PG_VERSION_NUM >= 160000
-	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
-
-	return OidIsValid(fsplan->checkAsUser) ? fsplan->checkAsUser : GetUserId();
-#else
-	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
-	RangeTblEntry *rte = exec_rt_fetch(fsplan->scan.scanrelid, node->ss.ps.state);
-
-	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-#endif
-}
 
 static void
 dcRedisBeginForeignScan(ForeignScanState *node, int eflags)
@@ -611,7 +597,7 @@ dcRedisBeginForeignScan(ForeignScanState *node, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	st->server = dc_get_server_by_oid(st->info.serverid, scan_user(node),
+	st->server = dc_get_server_by_oid(st->info.serverid, dc_scan_user(node),
 									  DC_SERVICE_REDIS, "a scan of a redis foreign table");
 	st->conv = make_conv(rel);
 	st->batch[0].cxt = AllocSetContextCreate(CurrentMemoryContext, "datacore redis batch",
@@ -1269,17 +1255,6 @@ dcRedisPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelat
 	return NIL;
 }
 
-static Oid
-modify_user(ResultRelInfo *rinfo, EState *estate)
-{
-#if PG_VERSION_NUM >= 160000
-	return ExecGetResultRelCheckAsUser(rinfo, estate);
-#else
-	RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, estate);
-
-	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-#endif
-}
 
 static void
 dcRedisBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
@@ -1303,7 +1278,7 @@ dcRedisBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	ms->server = dc_get_server_by_oid(ms->info.serverid,
-									  modify_user(rinfo, mtstate->ps.state),
+									  dc_modify_user(rinfo, mtstate->ps.state),
 									  DC_SERVICE_REDIS, "a change to a redis foreign table");
 	ms->conv = make_conv(rel);
 	ms->temp_cxt = AllocSetContextCreate(CurrentMemoryContext, "datacore redis modify",

@@ -463,15 +463,7 @@ dcS3BeginForeignScan(ForeignScanState *node, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-#if PG_VERSION_NUM >= 160000
-	userid = OidIsValid(fs->checkAsUser) ? fs->checkAsUser : GetUserId();
-#else
-	{
-		RangeTblEntry *rte = exec_rt_fetch(fs->scan.scanrelid, estate);
-
-		userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-	}
-#endif
+	userid = dc_scan_user(node);
 	st->server = dc_get_server_by_oid(GetForeignTable(RelationGetRelid(rel))->serverid,
 									  userid, DC_SERVICE_S3, "foreign table scan");
 	st->tupdesc = td;
@@ -1101,7 +1093,7 @@ dcS3BeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	ms->server = dc_get_server_by_oid(GetForeignTable(RelationGetRelid(rel))->serverid,
-									  GetUserId(), DC_SERVICE_S3,
+									  dc_modify_user(rinfo, mtstate->ps.state), DC_SERVICE_S3,
 									  mtstate->operation == CMD_INSERT ? "INSERT" : "DELETE");
 	if (mtstate->operation == CMD_DELETE)
 	{

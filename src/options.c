@@ -26,6 +26,9 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "nodes/plannodes.h"
+#include "executor/executor.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -549,6 +552,44 @@ dc_get_server_by_oid(Oid serverid, Oid userid, DcService service,
 {
 	return resolve(GetForeignServer(serverid),
 				   OidIsValid(userid) ? userid : GetUserId(), service, operation);
+}
+
+/*
+ * The role whose privileges a foreign scan uses: the view owner for a scan
+ * under a view, else the current user.
+ */
+Oid
+dc_scan_user(ForeignScanState *node)
+{
+	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+#if PG_VERSION_NUM >= 160000
+	Oid			userid = fsplan->checkAsUser;
+#else
+	Oid			userid = exec_rt_fetch(fsplan->scan.scanrelid,
+									   node->ss.ps.state)->checkAsUser;
+#endif
+
+	return OidIsValid(userid) ? userid : GetUserId();
+}
+
+/* Likewise for INSERT/UPDATE/DELETE on a foreign table. */
+Oid
+dc_modify_user(ResultRelInfo *rinfo, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecGetResultRelCheckAsUser(rinfo, estate);
+#else
+	/* a partition that tuples are routed to has no range table entry */
+	Index		rti = rinfo->ri_RangeTableIndex;
+	Oid			userid;
+
+	if (rti == 0 && rinfo->ri_RootResultRelInfo)
+		rti = rinfo->ri_RootResultRelInfo->ri_RangeTableIndex;
+	if (rti == 0)
+		return GetUserId();
+	userid = exec_rt_fetch(rti, estate)->checkAsUser;
+	return OidIsValid(userid) ? userid : GetUserId();
+#endif
 }
 
 const char *

@@ -1,9 +1,18 @@
 -- datacore install script: core objects
 \echo Use "CREATE EXTENSION datacore" to load this file. \quit
 
--- One wrapper per service, each with its own option validator.  Servers and
--- user mappings are left to the administrator: objects the extension
--- created would be skipped by pg_dump, losing any later ALTER SERVER.
+-- One wrapper per service, each with its own handler (the foreign-table
+-- callbacks, in src/fdw_*.c) and option validator.  Servers and user
+-- mappings are left to the administrator: objects the extension created
+-- would be skipped by pg_dump, losing any later ALTER SERVER.
+CREATE FUNCTION ollama_fdw_handler() RETURNS fdw_handler
+	AS 'MODULE_PATHNAME', 'datacore_ollama_fdw_handler' LANGUAGE C STRICT;
+CREATE FUNCTION qdrant_fdw_handler() RETURNS fdw_handler
+	AS 'MODULE_PATHNAME', 'datacore_qdrant_fdw_handler' LANGUAGE C STRICT;
+CREATE FUNCTION s3_fdw_handler() RETURNS fdw_handler
+	AS 'MODULE_PATHNAME', 'datacore_s3_fdw_handler' LANGUAGE C STRICT;
+CREATE FUNCTION redis_fdw_handler() RETURNS fdw_handler
+	AS 'MODULE_PATHNAME', 'datacore_redis_fdw_handler' LANGUAGE C STRICT;
 CREATE FUNCTION ollama_fdw_validator(text[], oid) RETURNS void
 	AS 'MODULE_PATHNAME', 'datacore_ollama_validator' LANGUAGE C STRICT;
 CREATE FUNCTION qdrant_fdw_validator(text[], oid) RETURNS void
@@ -13,10 +22,14 @@ CREATE FUNCTION s3_fdw_validator(text[], oid) RETURNS void
 CREATE FUNCTION redis_fdw_validator(text[], oid) RETURNS void
 	AS 'MODULE_PATHNAME', 'datacore_redis_validator' LANGUAGE C STRICT;
 
-CREATE FOREIGN DATA WRAPPER datacore_ollama VALIDATOR ollama_fdw_validator;
-CREATE FOREIGN DATA WRAPPER datacore_qdrant VALIDATOR qdrant_fdw_validator;
-CREATE FOREIGN DATA WRAPPER datacore_s3 VALIDATOR s3_fdw_validator;
-CREATE FOREIGN DATA WRAPPER datacore_redis VALIDATOR redis_fdw_validator;
+CREATE FOREIGN DATA WRAPPER datacore_ollama
+	HANDLER ollama_fdw_handler VALIDATOR ollama_fdw_validator;
+CREATE FOREIGN DATA WRAPPER datacore_qdrant
+	HANDLER qdrant_fdw_handler VALIDATOR qdrant_fdw_validator;
+CREATE FOREIGN DATA WRAPPER datacore_s3
+	HANDLER s3_fdw_handler VALIDATOR s3_fdw_validator;
+CREATE FOREIGN DATA WRAPPER datacore_redis
+	HANDLER redis_fdw_handler VALIDATOR redis_fdw_validator;
 
 CREATE FUNCTION build_info() RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'datacore_build_info' LANGUAGE C STABLE PARALLEL SAFE;

@@ -1,6 +1,5 @@
 
--- Ollama: functions (src/ollama.c) and the foreign-table handler
--- (src/fdw_ollama.c).  Every function takes the server by name, last,
+-- Ollama: functions (src/ollama.c).  Every function takes the server by name, last,
 -- defaulting to 'ollama'; a NULL text argument gives a NULL result.
 CREATE FUNCTION ollama_generate(prompt text, model text DEFAULT NULL,
 		system text DEFAULT NULL, options jsonb DEFAULT NULL,
@@ -60,12 +59,3 @@ CREATE FUNCTION ollama_version(server name DEFAULT 'ollama') RETURNS text
 	AS 'MODULE_PATHNAME', 'datacore_ollama_version' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION ollama_version(name) IS 'version string of the Ollama server';
 
-CREATE FUNCTION ollama_fdw_handler() RETURNS fdw_handler
-	AS 'MODULE_PATHNAME', 'datacore_ollama_fdw_handler' LANGUAGE C STRICT;
--- The wrapper has no foreign tables yet, so ALTER's warning that a new
--- handler changes existing tables is noise in every CREATE EXTENSION.
--- CREATE EXTENSION runs the script at "warning" at most and restores the
--- caller's setting afterwards.
-SET client_min_messages = error;
-ALTER FOREIGN DATA WRAPPER datacore_ollama HANDLER ollama_fdw_handler;
-SET client_min_messages = warning;

@@ -1,4 +1,4 @@
--- Qdrant: collection and point functions, and the foreign-data wrapper handler.
+-- Qdrant: collection and point functions.
 -- Reads are STABLE (usable from PostgREST GET); writes are VOLATILE and pass
 -- wait=true unless called with wait => false.
 
@@ -81,14 +81,6 @@ CREATE FUNCTION qdrant_get(collection text, ids uuid[], server name DEFAULT 'qdr
 COMMENT ON FUNCTION qdrant_get(text, text[], name)
 	IS 'points by id (missing ids are skipped)';
 
--- Foreign tables: one per collection.
-CREATE FUNCTION qdrant_fdw_handler() RETURNS fdw_handler
-	AS 'MODULE_PATHNAME', 'datacore_qdrant_fdw_handler' LANGUAGE C STRICT;
--- (ALTER ... HANDLER always warns that existing tables may change; there are
--- none yet, so keep the warning out of CREATE EXTENSION's output.)
-SELECT set_config('client_min_messages', 'error', true);
-ALTER FOREIGN DATA WRAPPER datacore_qdrant HANDLER qdrant_fdw_handler;
-SELECT set_config('client_min_messages', 'warning', true);
 
 -- "vector @@ query" is the similarity-search condition of a Qdrant foreign
 -- table: the scan sends it as the query vector of /points/query.  It has no

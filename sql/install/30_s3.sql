@@ -61,12 +61,7 @@ CREATE FUNCTION s3_sigv4_signing_key(secret_access_key text, date text, region t
 	RETURNS text
 	AS 'MODULE_PATHNAME', 'datacore_s3_sigv4_signing_key' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION s3_sigv4_signing_key(text, text, text, text) IS 'SigV4 signing key in hex (test aid)';
+-- Test aids only: keep them off ordinary roles' surface.
+REVOKE EXECUTE ON FUNCTION s3_sigv4_sign(text, text, text, text[], text, text, text, text, text, text, int, text),
+	s3_sigv4_signing_key(text, text, text, text) FROM PUBLIC;
 
--- Foreign tables over a bucket (and prefix): objects, or their records
-CREATE FUNCTION s3_fdw_handler() RETURNS fdw_handler
-	AS 'MODULE_PATHNAME', 'datacore_s3_fdw_handler' LANGUAGE C STRICT;
--- No foreign table uses the wrapper yet, so ALTER's warning that a new
--- handler changes existing tables is only noise in CREATE EXTENSION (the
--- setting reverts when the script ends).
-SET client_min_messages = error;
-ALTER FOREIGN DATA WRAPPER datacore_s3 HANDLER s3_fdw_handler;

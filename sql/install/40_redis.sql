@@ -84,10 +84,3 @@ CREATE FUNCTION redis_command(args text[], server name DEFAULT 'redis') RETURNS 
 	AS 'MODULE_PATHNAME', 'datacore_redis_command' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION redis_command(text[], name) IS 'any Redis command; the reply as jsonb';
 
-CREATE FUNCTION redis_fdw_handler() RETURNS fdw_handler
-	AS 'MODULE_PATHNAME', 'datacore_redis_fdw_handler' LANGUAGE C STRICT;
--- The wrapper has no foreign tables yet; its "can change behavior" warning
--- would only be noise in CREATE EXTENSION (settings revert after the script).
-SET LOCAL client_min_messages = error;
-ALTER FOREIGN DATA WRAPPER datacore_redis HANDLER redis_fdw_handler;
-SET LOCAL client_min_messages = warning;
