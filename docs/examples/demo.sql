@@ -19,7 +19,11 @@ END $$;
 
 \echo '-- PostgREST: POST /rpc/get_recent_activity_summary {"hours": 24}, as web_anon'
 SET ROLE web_anon;
-SELECT jsonb_pretty(aerovista.get_recent_activity_summary(24)) AS first_call;
+\x on
+SELECT r ->> 'cached' AS cached, r ->> 'stale' AS stale, r ->> 'activity_count' AS activity_count,
+	   left(r ->> 'summary', 100) || ' ...' AS summary, r ->> 'object' AS object
+FROM aerovista.get_recent_activity_summary(24) r;
+\x off
 \echo '-- the same call again is answered from Redis'
 SELECT aerovista.get_recent_activity_summary(24) ->> 'cached' AS cached;
 \echo '-- web_anon can call the RPCs, but reach no service itself'
@@ -41,16 +45,14 @@ RESET ROLE;
 \getenv ollama_port DC_OLLAMA_PORT
 SELECT format('ALTER SERVER ollama OPTIONS (SET url %L)', 'http://127.0.0.1:' || :'ollama_port') \gexec
 
-\echo '-- the same rows, embedded in one batched call and searched in Qdrant'
-SELECT datacore.qdrant_create_collection('aerovista_activity',
-		array_length(datacore.ollama_embed('probe'), 1), if_not_exists => true);
-SELECT datacore.qdrant_upsert('aerovista_activity',
-		jsonb_agg(jsonb_build_object('id', a.id, 'vector', to_jsonb(e.embedding),
-									 'payload', jsonb_build_object('actor', a.actor, 'action', a.action))))
-		AS points_upserted
-FROM (SELECT *, row_number() OVER (ORDER BY id) AS rn FROM aerovista.activity_logs) a
-JOIN datacore.ollama_embed((SELECT array_agg(actor || ' ' || action ORDER BY id) FROM aerovista.activity_logs)) e
-	ON e.idx = a.rn;
-SELECT s.id, round(s.score::numeric, 3) AS score, s.payload
-FROM datacore.qdrant_search('aerovista_activity',
-		datacore.ollama_embed('login_failed'), k => 3) s;
+\echo '-- RAG: the activity embedded in batches into Qdrant, then searched and asked about'
+CREATE VIEW aerovista.activity_docs AS
+	SELECT id, occurred_at, actor, action,
+		   format('%s did %s from %s', actor, action, detail ->> 'ip') AS doc
+	FROM aerovista.activity_logs;
+SELECT datacore.rag_create('activity', 'aerovista.activity_docs', 'id', 'doc', 'occurred_at',
+						   'aerovista_activity', payload_columns => '{actor,action}');
+SELECT datacore.rag_sync('activity') AS rows_synced;
+SELECT id, round(score::numeric, 3) AS score, payload ->> 'text' AS text
+FROM datacore.rag_search('activity', 'login_failed', k => 3);
+SELECT left(datacore.rag_answer('activity', 'Who failed to log in?', k => 3) ->> 'answer', 100) || ' ...' AS answer;
