@@ -141,10 +141,10 @@ dc_json_to_float4_array(json_t *array, DcServer *server, const char *operation,
 	Datum	   *elems;
 
 	if (!json_is_array(array))
-		dc_json_bad_reply(server, operation, psprintf("%s is not an array.", what));
+		dc_json_bad_reply(server, operation, psprintf("The value of %s is not an array.", what));
 	n = json_array_size(array);
 	if (n == 0)
-		dc_json_bad_reply(server, operation, psprintf("%s is empty.", what));
+		dc_json_bad_reply(server, operation, psprintf("The value of %s is empty.", what));
 
 	elems = palloc(sizeof(Datum) * n);
 	for (i = 0; i < n; i++)
