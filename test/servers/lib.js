@@ -178,6 +178,7 @@ function validateFault(spec) {
   if (!spec || typeof spec !== 'object' || Array.isArray(spec)) return 'body must be a JSON object';
   if (!FAULT_MODES.has(spec.mode)) return `unknown fault mode ${JSON.stringify(spec.mode)}; known: ${[...FAULT_MODES].join(', ')}`;
   if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0)) return 'times must be a positive integer';
+  if (spec.after !== undefined && !(Number.isInteger(spec.after) && spec.after >= 0)) return 'after must be a non-negative integer';
   if (spec.path !== undefined && typeof spec.path !== 'string') return 'path must be a string';
   if (spec.mode === 'delay' && !(Number.isFinite(spec.ms) && spec.ms >= 0)) return 'delay needs ms >= 0';
   if (spec.mode === 'status' && !(Number.isInteger(spec.status) && spec.status >= 100 && spec.status <= 599)) return 'status needs an HTTP status';
@@ -289,6 +290,12 @@ function takeFault(state, path) {
   const fault = state.fault;
   if (!fault) return null;
   if (fault.path !== undefined && !path.startsWith(fault.path)) return null;
+  // `after`: let that many matching requests through first, so a test can
+  // aim at the Nth request of a sequence without racing a timer
+  if (fault.skip > 0) {
+    fault.skip -= 1;
+    return null;
+  }
   if (fault.times !== undefined) {
     fault.left -= 1;
     if (fault.left <= 0) state.fault = null;
@@ -371,7 +378,7 @@ async function testRoute(opts, state, req, res, rawPath, rawQuery) {
       }
       const problem = validateFault(spec);
       if (problem) return sendJson(res, 400, { error: problem });
-      state.fault = { ...spec, left: spec.times };
+      state.fault = { ...spec, left: spec.times, skip: spec.after || 0 };
       return sendJson(res, 200, { fault: state.fault });
     }
     default: {

@@ -12,7 +12,7 @@ fault() {
         "http://127.0.0.1:$DC_OLLAMA_PORT/_test/fault" >/dev/null
 }
 
-psql -X -q -v ON_ERROR_STOP=1 <<SQL
+PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION IF NOT EXISTS datacore;
 DROP SERVER IF EXISTS regress_hang CASCADE;
 CREATE SERVER regress_hang FOREIGN DATA WRAPPER datacore_ollama
@@ -21,11 +21,13 @@ SQL
 fault POST '{"mode": "hang"}'
 trap 'fault DELETE; psql -X -q -c "DROP SERVER IF EXISTS regress_hang CASCADE" >/dev/null 2>&1 || true' EXIT
 
-# run_hung APP: start a hung call in the background under application_name APP
+# run_hung APP: start a hung call in the background under application_name
+# APP; its pid is in $hung_pid (no command substitution: the psql must be a
+# child of this shell for `wait` to measure when it ends)
 run_hung() {
     PGAPPNAME=$1 psql -X -c "SELECT datacore.ollama_version('regress_hang')" \
         >"$STATE/$1.out" 2>&1 &
-    echo $!
+    hung_pid=$!
 }
 
 wait_active() {
@@ -38,33 +40,34 @@ wait_active() {
     return 1
 }
 
-# elapsed_ms PID SIGNAL-SQL: send the interrupt, return how long the call took to end
+# interrupt APP FUNCTION PID: send the interrupt; sets $ms to how long the
+# hung call took to end after it
 interrupt() {
     local app=$1 fn=$2 pid=$3 start end
     start=$(date +%s%N)
     psql -X -Atc "SELECT $fn(pid) FROM pg_stat_activity WHERE application_name = '$app'" >/dev/null
     wait "$pid" || true
     end=$(date +%s%N)
-    echo $(( (end - start) / 1000000 ))
+    ms=$(( (end - start) / 1000000 ))
 }
 
 STATE=$(mktemp -d)
 failed=0
 
-pid=$(run_hung regress_cancel)
+run_hung regress_cancel
 wait_active regress_cancel
 sleep 0.3                               # let it sit in the wait
-ms=$(interrupt regress_cancel pg_cancel_backend "$pid")
+interrupt regress_cancel pg_cancel_backend "$hung_pid"
 if grep -q 'canceling statement due to user request' "$STATE/regress_cancel.out" && (( ms < 1000 )); then
     echo "ok: pg_cancel_backend ended the call in ${ms} ms"
 else
     echo "FAIL: pg_cancel_backend took ${ms} ms:"; cat "$STATE/regress_cancel.out"; failed=1
 fi
 
-pid=$(run_hung regress_terminate)
+run_hung regress_terminate
 wait_active regress_terminate
 sleep 0.3
-ms=$(interrupt regress_terminate pg_terminate_backend "$pid")
+interrupt regress_terminate pg_terminate_backend "$hung_pid"
 if grep -q 'terminating connection due to administrator command' "$STATE/regress_terminate.out" && (( ms < 1000 )); then
     echo "ok: pg_terminate_backend ended the call in ${ms} ms"
 else
