@@ -7,12 +7,7 @@ SET search_path = datacore, public;
 SET client_min_messages = warning;
 
 -- leftovers of an interrupted earlier run
-DO $$
-BEGIN
-	PERFORM s3_delete('regress-s3', key) FROM s3_list('regress-s3');
-	PERFORM s3_delete_bucket('regress-s3');
-EXCEPTION WHEN undefined_object THEN NULL;
-END $$;
+SELECT dc_test.s3_drop_bucket('regress-s3');
 SELECT dc_test.clear_log('s3');
 
 -- buckets
