@@ -15,10 +15,8 @@
 #   flock /tmp/datacore-check.lock test/bench/ollama/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-SERVICES=${DC_SERVICES:-test/services}
-make -s >/dev/null && make -s install >/dev/null
-"$SERVICES" start >/dev/null 2>&1 && "$SERVICES" restart postgres >/dev/null 2>&1
-eval "$("$SERVICES" env)"
+source test/bench/lib.sh
+bench_install
 
 N=${N:-2000}
 M=${M:-10000}
@@ -40,7 +38,6 @@ CREATE TABLE lat (who text, round int, us float8);
 CREATE TABLE emb (who text, round int, ms float8);
 SQL
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 for r in $(seq 0 "$ROUNDS"); do
 	# 1a: SQL, every call timed with clock_timestamp() around it

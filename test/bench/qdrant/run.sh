@@ -15,6 +15,7 @@
 # /proc/<pid>/clear_refs needs the same OS user as the backend, or root.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source test/bench/lib.sh
 eval "$(test/services env)"
 
 N=${N:-100000}
@@ -25,7 +26,6 @@ BATCH=${BATCH:-64}
 DB=datacore_bench
 
 psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 

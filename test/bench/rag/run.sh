@@ -12,10 +12,8 @@
 #   flock /tmp/datacore-check.lock test/bench/rag/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-SERVICES=${DC_SERVICES:-test/services}
-make -s >/dev/null && make -s install >/dev/null
-"$SERVICES" start >/dev/null 2>&1 && "$SERVICES" restart postgres >/dev/null 2>&1
-eval "$("$SERVICES" env)"
+source test/bench/lib.sh
+bench_install
 
 N=${N:-2000}
 B=${B:-64}
@@ -43,7 +41,6 @@ SELECT datacore.rag_create('row', 'docs', 'id', 'body', 'updated', 'bench_rag_ro
 CREATE TABLE t (who text, round int, ms float8);
 SQL
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 for r in $(seq 0 "$ROUNDS"); do
 	for who in batch row; do

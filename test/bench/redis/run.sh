@@ -10,6 +10,7 @@
 # is shared.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source test/bench/lib.sh
 eval "$(test/services env)"
 
 ROUNDS=${1:-3}
@@ -22,8 +23,6 @@ RCLI=(redis-cli -h 127.0.0.1 -p "$DC_REDIS_PORT" --user "$DC_REDIS_USER" -n "$DB
 
 now_ns() { date +%s%N; }
 
-# median of the numbers on stdin
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # redis-cli --pipe with a file of raw commands (each round reads it anew)
 pipe_file() { "${RCLI[@]}" --pipe <"$1"; }

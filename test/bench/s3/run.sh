@@ -10,6 +10,7 @@
 # Prints medians in MiB/s and the datacore/curl ratios.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source test/bench/lib.sh
 RUNS=${1:-5}
 SIZE_MB=64
 SERVICES=${DC_SERVICES:-test/services}
@@ -82,7 +83,6 @@ curl_get_file() {
 	rm -f "$WORK/out.bin"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 declare -A T
 for name in dc_put_multi dc_put_single curl_put dc_get curl_get curl_get_file; do T[$name]=""; done
