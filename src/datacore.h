@@ -70,4 +70,9 @@ extern bool dc_option_bool(DcServer *server, const char *name, bool defval);
 extern const char *dc_option_from_list(List *options, const char *name);
 extern void dc_check_option_list(DcService service, List *options, Oid catalog);
 
+/* in remote.c: remote bytes that become text */
+extern void dc_check_remote_text(const char *s, int len, const char *what,
+								 const char *servername);
+extern char *dc_remote_excerpt(const char *s, int len, int maxbytes);
+
 #endif							/* DATACORE_H */

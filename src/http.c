@@ -1154,14 +1154,13 @@ dc_http_raise_status(DcServer *server, DcHttpRequest *req, DcHttpResponse *resp,
 
 	if (remote_message == NULL)
 	{
-		int			len = Min(resp->body.len, 500);
-
-		detail = pnstrdup(resp->body.data ? resp->body.data : "", len);
-		if (len == 0)
+		if (resp->body.len == 0)
 			detail = pstrdup("(empty response body)");
+		else
+			detail = dc_remote_excerpt(resp->body.data, resp->body.len, 500);
 	}
 	else
-		detail = pstrdup(remote_message);
+		detail = dc_remote_excerpt(remote_message, strlen(remote_message), 500);
 
 	ereport(ERROR,
 			(errcode(status_errcode(resp->status)),
