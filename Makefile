@@ -6,9 +6,11 @@ MODULE_big = datacore
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is assembled from one file per subsystem (sql/install/NN_name.sql),
-# so each service owns its own SQL; upgrade scripts are hand-written in sql/.
+# so each service owns its own SQL; upgrade scripts are hand-written in sql/.  The full
+# scripts of released versions stay in sql/ unchanged, so CREATE EXTENSION ... VERSION
+# 'old' followed by ALTER EXTENSION ... UPDATE can be tested against a fresh install.
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 # Every sql/*.sql file is a regression test; each one creates what it needs and cleans up.
 REGRESS = $(sort $(notdir $(basename $(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql)))))
