@@ -4,7 +4,7 @@
 SET client_min_messages = warning;
 \set SHOW_CONTEXT never
 SELECT datacore.qdrant_drop_collection(c, if_exists => true)
-  FROM unnest(ARRAY['regress_rag_docs', 'regress_rag_uuid', 'regress_rag_mine']) c;
+  FROM unnest(ARRAY['regress_rag_docs', 'regress_rag_uuid', 'regress_rag_mine', 'regress_rag_team']) c;
 
 CREATE TABLE regress_docs (
 	id bigint PRIMARY KEY,
@@ -236,6 +236,88 @@ SELECT datacore.rag_drop('regress_docs');
 SELECT datacore.rag_drop('regress_mine');
 RESET ROLE;
 SELECT name FROM datacore.rag_pipelines ORDER BY name;
+
+-- ownership: a pipeline belongs to the role that created it, not to the
+-- roles that are members of it.  Members may read the row and search; they
+-- never change, sync, schedule, reset or drop it (a sync runs with the
+-- caller's rights).  A superuser does so only explicitly: by acting as the
+-- owner, or by writing the catalog.
+CREATE ROLE regress_rag_team;
+CREATE ROLE regress_rag_member IN ROLE regress_rag_team;
+CREATE ROLE regress_rag_bypass BYPASSRLS;
+GRANT USAGE ON SCHEMA datacore TO regress_rag_team, regress_rag_bypass;
+GRANT USAGE ON FOREIGN SERVER ollama, qdrant TO regress_rag_team;
+CREATE TABLE regress_team (id int PRIMARY KEY, body text, updated date NOT NULL);
+INSERT INTO regress_team VALUES (1, 'the team note', '2026-01-01'), (2, 'another team note', '2026-01-02');
+GRANT SELECT ON regress_team, regress_docs TO regress_rag_team;
+SET ROLE regress_rag_team;
+SELECT datacore.rag_create('regress_team', 'regress_team', 'id', 'body', 'updated', 'regress_rag_team');
+SELECT datacore.rag_sync('regress_team');
+SET ROLE regress_rag_member;
+SELECT name, owner, source, collection, last_id FROM datacore.rag_pipelines;
+SELECT id, payload->>'text' AS text FROM datacore.rag_search('regress_team', 'the team note', 1);
+-- a member's writes to the catalog find no row, or are refused
+WITH u AS (UPDATE datacore.rag_pipelines SET source = 'regress_docs', collection = 'regress_rag_docs',
+								qdrant_server = 'qdrant' RETURNING 1)
+SELECT count(*) AS updated FROM u;
+WITH u AS (UPDATE datacore.rag_pipelines SET last_updated = NULL, last_id = NULL RETURNING 1)
+SELECT count(*) AS updated FROM u;
+WITH d AS (DELETE FROM datacore.rag_pipelines RETURNING 1) SELECT count(*) AS deleted FROM d;
+INSERT INTO datacore.rag_pipelines (name, owner, source, id_column, text_column, updated_column, collection)
+	VALUES ('regress_forged', 'regress_rag_team', 'regress_docs', 'id', 'body', 'updated', 'regress_rag_docs');
+-- and the functions refuse, pointing at SET ROLE
+SELECT datacore.rag_sync('regress_team');
+SELECT datacore.rag_reset('regress_team');
+SELECT datacore.rag_schedule('regress_team', '*/5 * * * *');
+SELECT datacore.rag_drop('regress_team', drop_collection => true);
+-- a pipeline of one's own cannot be handed to a role one belongs to
+SELECT datacore.rag_create('regress_member_own', 'regress_team', 'id', 'body', 'updated', 'regress_rag_member_own');
+UPDATE datacore.rag_pipelines SET owner = 'regress_rag_team' WHERE name = 'regress_member_own';
+SELECT datacore.rag_drop('regress_member_own');
+SELECT name, source, collection, qdrant_server, last_id FROM datacore.rag_pipelines;
+-- a superuser: refused too, unless it acts as the owner
+RESET ROLE;
+SELECT datacore.rag_sync('regress_team');
+SELECT datacore.rag_schedule('regress_team', '*/5 * * * *');
+SELECT datacore.rag_drop('regress_team');
+SET ROLE regress_rag_team;
+SELECT datacore.rag_reset('regress_team');
+SELECT datacore.rag_sync('regress_team');
+-- the owner may change its own row, watermark included
+UPDATE datacore.rag_pipelines SET batch_size = 1, last_id = NULL, last_updated = NULL WHERE name = 'regress_team';
+SELECT datacore.rag_sync('regress_team');
+-- a role that bypasses row-level security sees the row but cannot write it
+SET ROLE regress_rag_bypass;
+SELECT name, owner FROM datacore.rag_pipelines WHERE name LIKE 'regress_team%';
+UPDATE datacore.rag_pipelines SET collection = 'regress_rag_docs' WHERE name = 'regress_team';
+DELETE FROM datacore.rag_pipelines WHERE name = 'regress_team';
+SELECT datacore.rag_sync('regress_team');
+-- a superuser may give a pipeline to another role, which then owns it alone
+RESET ROLE;
+UPDATE datacore.rag_pipelines SET owner = 'regress_rag_member' WHERE name = 'regress_team';
+SET ROLE regress_rag_team;
+SELECT datacore.rag_sync('regress_team');
+SET ROLE regress_rag_member;
+SELECT datacore.rag_drop('regress_team', drop_collection => true);
+RESET ROLE;
+-- the owner is the creating role exactly, whatever its name's case: not a
+-- role whose name only differs in case
+CREATE ROLE "regress_rag_Mixed" IN ROLE regress_rag_team;
+CREATE ROLE regress_rag_mixed;
+GRANT USAGE ON SCHEMA datacore TO regress_rag_mixed;
+SET ROLE "regress_rag_Mixed";
+SELECT datacore.rag_create('regress_mixed', 'regress_team', 'id', 'body', 'updated', 'regress_rag_mixed');
+SELECT name, owner FROM datacore.rag_pipelines;
+SET ROLE regress_rag_mixed;
+SELECT count(*) AS visible FROM datacore.rag_pipelines;
+SELECT datacore.rag_drop('regress_mixed');
+SET ROLE "regress_rag_Mixed";
+SELECT datacore.rag_drop('regress_mixed');
+RESET ROLE;
+SELECT name FROM datacore.rag_pipelines ORDER BY name;
+DROP TABLE regress_team;
+DROP OWNED BY regress_rag_team, regress_rag_member, regress_rag_bypass, "regress_rag_Mixed", regress_rag_mixed;
+DROP ROLE regress_rag_member, "regress_rag_Mixed", regress_rag_team, regress_rag_bypass, regress_rag_mixed;
 
 -- a dropped source
 DROP TABLE regress_notes;

@@ -5,13 +5,17 @@
 --
 -- Everything runs with the caller's rights: reading the source needs SELECT
 -- on it, reaching Ollama and Qdrant needs USAGE on their servers (checked by
--- the service functions), and a pipeline is visible only to members of the
--- role that created it (row-level security on the catalog).
+-- the service functions).  A pipeline belongs to exactly one role, the one
+-- that created it: only that role changes, syncs, schedules, resets or drops
+-- it, so a sync always runs with the owner's rights, whoever triggers it.
+-- Members of the owner may read the row and search; a superuser acts on
+-- someone else's pipeline only by SET ROLE to its owner (or by writing the
+-- catalog directly).
 
 CREATE TABLE rag_pipelines (
 	name text PRIMARY KEY
 		CHECK (name <> '' AND octet_length(name) <= 48),
-	owner regrole NOT NULL DEFAULT current_user::regrole,
+	owner regrole NOT NULL DEFAULT pg_catalog.quote_ident(current_user)::regrole,
 	source regclass NOT NULL,
 	id_column name NOT NULL,
 	text_column name NOT NULL,
@@ -30,6 +34,7 @@ CREATE TABLE rag_pipelines (
 	created timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE rag_pipelines IS 'RAG pipelines: source table, columns, target collection and sync watermark';
+COMMENT ON COLUMN rag_pipelines.owner IS 'the role that created the pipeline; only it changes, syncs or schedules it';
 COMMENT ON COLUMN rag_pipelines.model IS 'embedding model; NULL = the Ollama server''s embedding_model';
 COMMENT ON COLUMN rag_pipelines.dimension IS 'vector size of the collection, set when rag_sync created it';
 COMMENT ON COLUMN rag_pipelines.last_updated IS 'watermark: updated_column of the last synced row (ISO 8601 for dates and times)';
@@ -41,39 +46,95 @@ COMMENT ON COLUMN rag_pipelines.rows_synced IS 'rows sent to Qdrant (upserted or
 -- otherwise).
 SELECT pg_catalog.pg_extension_config_dump('rag_pipelines', '');
 
--- Anyone may keep pipelines; each sees and changes only the rows of roles
--- it belongs to.  REVOKE INSERT ... FROM PUBLIC to restrict who may create.
+-- Anyone may keep pipelines.  A role sees the rows of the roles it belongs
+-- to (so that members can search a pipeline of their group), but inserts,
+-- changes and deletes only rows whose owner it is itself: membership is not
+-- ownership, since a sync runs with the rights of whoever calls it.
+-- REVOKE INSERT ... FROM PUBLIC to restrict who may create.
 ALTER TABLE rag_pipelines ENABLE ROW LEVEL SECURITY;
-CREATE POLICY rag_pipelines_owner ON rag_pipelines
-	USING (pg_catalog.pg_has_role(owner, 'USAGE'))
-	WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY rag_pipelines_read ON rag_pipelines FOR SELECT
+	USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY rag_pipelines_insert ON rag_pipelines FOR INSERT
+	WITH CHECK (owner = pg_catalog.quote_ident(current_user)::regrole);
+CREATE POLICY rag_pipelines_update ON rag_pipelines FOR UPDATE
+	USING (owner = pg_catalog.quote_ident(current_user)::regrole)
+	WITH CHECK (owner = pg_catalog.quote_ident(current_user)::regrole);
+CREATE POLICY rag_pipelines_delete ON rag_pipelines FOR DELETE
+	USING (owner = pg_catalog.quote_ident(current_user)::regrole);
 GRANT SELECT, INSERT, UPDATE, DELETE ON rag_pipelines TO PUBLIC;
 
--- The pipeline row, locked when for_update; a missing (or invisible) one is
--- an error naming it.
+-- The same rule for roles that bypass row-level security (BYPASSRLS, and the
+-- table's owner if it is not a superuser): only superusers write rows of
+-- other roles, or give a row to another role.  A trigger function cannot be
+-- called directly; EXECUTE is revoked all the same.
+CREATE FUNCTION rag_pipelines_guard() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me regrole := quote_ident(current_user)::regrole;
+BEGIN
+	IF (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = me) THEN
+		RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+	END IF;
+	IF TG_OP <> 'INSERT' AND OLD.owner IS DISTINCT FROM me THEN
+		RAISE EXCEPTION 'permission denied for rag pipeline "%"', OLD.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The pipeline belongs to role %s; only that role may change it.', OLD.owner);
+	END IF;
+	IF TG_OP <> 'DELETE' AND NEW.owner IS DISTINCT FROM me THEN
+		RAISE EXCEPTION 'rag pipeline "%" must belong to the role that writes it', NEW.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The owner would be %s, the current role is %s.', NEW.owner, me),
+				  HINT = 'Only a superuser gives a pipeline to another role.';
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+REVOKE EXECUTE ON FUNCTION rag_pipelines_guard() FROM PUBLIC;
+COMMENT ON FUNCTION rag_pipelines_guard() IS 'refuse writes to RAG pipelines of other roles, also for BYPASSRLS roles (internal)';
+CREATE TRIGGER rag_pipelines_guard BEFORE INSERT OR UPDATE OR DELETE ON rag_pipelines
+	FOR EACH ROW EXECUTE FUNCTION rag_pipelines_guard();
+
+-- The pipeline row; a missing (or invisible) one is an error naming it.
+-- for_update is for every call that changes or runs the pipeline: the row is
+-- then locked, and it must belong to the current role itself; neither
+-- membership in the owner nor being a superuser is enough, because the work
+-- that follows runs with the caller's rights.  (Everything this reads is
+-- visible to the caller anyway, so any role may execute it.)
 CREATE FUNCTION rag_get(pipeline text, for_update boolean DEFAULT false)
 	RETURNS rag_pipelines
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p datacore.rag_pipelines;
+	me regrole := quote_ident(current_user)::regrole;
 BEGIN
 	IF pipeline IS NULL THEN
 		RAISE EXCEPTION 'rag pipeline name must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF for_update THEN
+	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
+	-- read again under the lock: only a superuser changes an owner, but it
+	-- may have done so meanwhile
+	IF FOUND AND for_update AND p.owner = me THEN
 		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR UPDATE;
-	ELSE
-		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
 	END IF;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'rag pipeline "%" does not exist', pipeline
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List the pipelines with: SELECT name FROM datacore.rag_pipelines;';
 	END IF;
+	IF for_update AND p.owner IS DISTINCT FROM me THEN
+		RAISE EXCEPTION 'permission denied for rag pipeline "%"', p.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The pipeline belongs to role %s: only that role changes, syncs or schedules it, with its own rights.',
+								  p.owner),
+				  HINT = CASE WHEN NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = p.owner)
+							  THEN 'Its owner was dropped: a superuser can set a new owner in datacore.rag_pipelines, or delete the row.'
+							  WHEN pg_has_role(p.owner, 'MEMBER')
+							  THEN format('To act as its owner: SET ROLE %s;', p.owner)
+							  ELSE 'Only its owner, or a superuser acting as it with SET ROLE, can.' END;
+	END IF;
 	RETURN p;
 END $$;
-COMMENT ON FUNCTION rag_get(text, boolean) IS 'the catalog row of a RAG pipeline (internal)';
+COMMENT ON FUNCTION rag_get(text, boolean) IS 'the catalog row of a RAG pipeline, locked and owned by the current role when for_update (internal)';
 
 -- The base type of a column of the source, after checking that it exists
 -- and that the caller may read it.  "role" says what the column is for, in
@@ -316,7 +377,7 @@ COMMENT ON FUNCTION rag_cron_check(text) IS 'raise unless pg_cron can be called 
 CREATE FUNCTION rag_schedule(name text, schedule text) RETURNS bigint
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	p datacore.rag_pipelines := datacore.rag_get(rag_schedule.name);
+	p datacore.rag_pipelines := datacore.rag_get(rag_schedule.name, true);
 	job text := datacore.rag_job_name(p.name);
 	command text := format('SELECT datacore.rag_sync(%L)', p.name);
 	jobid bigint;
@@ -328,8 +389,9 @@ BEGIN
 	END IF;
 	PERFORM datacore.rag_cron_check(
 		format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
-			   job, rag_schedule.schedule, command, current_database(), current_user));
-	-- called through EXECUTE: datacore does not depend on pg_cron
+			   job, rag_schedule.schedule, command, current_database(), p.owner));
+	-- called through EXECUTE: datacore does not depend on pg_cron.  The job
+	-- runs as current_user, who is the owner (rag_get checked it).
 	EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING job, rag_schedule.schedule, command;
 	RETURN jobid;
 END $$;
