@@ -4,7 +4,8 @@
 SET client_min_messages = warning;
 \set SHOW_CONTEXT never
 SELECT datacore.qdrant_drop_collection(c, if_exists => true)
-  FROM unnest(ARRAY['regress_rag_docs', 'regress_rag_uuid', 'regress_rag_mine', 'regress_rag_team']) c;
+  FROM unnest(ARRAY['regress_rag_docs', 'regress_rag_uuid', 'regress_rag_mine', 'regress_rag_team',
+				 'regress_rag_gone']) c;
 
 CREATE TABLE regress_docs (
 	id bigint PRIMARY KEY,
@@ -313,6 +314,30 @@ SELECT count(*) AS visible FROM datacore.rag_pipelines;
 SELECT datacore.rag_drop('regress_mixed');
 SET ROLE "regress_rag_Mixed";
 SELECT datacore.rag_drop('regress_mixed');
+RESET ROLE;
+-- a pipeline whose owner was dropped: invisible to other roles, refused to
+-- a superuser (the hint says what to do), until one gives it a new owner
+CREATE ROLE regress_rag_gone IN ROLE regress_rag_team;
+SET ROLE regress_rag_gone;
+SELECT datacore.rag_create('regress_gone', 'regress_team', 'id', 'body', 'updated', 'regress_rag_gone');
+RESET ROLE;
+DROP ROLE regress_rag_gone;
+SET ROLE regress_rag_member;
+SELECT count(*) AS visible FROM datacore.rag_pipelines;
+RESET ROLE;
+DO $$
+DECLARE
+	msg text;
+	hint text;
+BEGIN
+	PERFORM datacore.rag_sync('regress_gone');
+EXCEPTION WHEN insufficient_privilege THEN
+	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+	RAISE WARNING '% (hint: %)', msg, hint;
+END $$;
+UPDATE datacore.rag_pipelines SET owner = 'regress_rag_member' WHERE name = 'regress_gone';
+SET ROLE regress_rag_member;
+SELECT datacore.rag_drop('regress_gone');
 RESET ROLE;
 SELECT name FROM datacore.rag_pipelines ORDER BY name;
 DROP TABLE regress_team;
