@@ -102,7 +102,7 @@ BEGIN
 	END IF;
 	PERFORM datacore.rag_cron_check(
 		format('SELECT cron.schedule_in_database(%L, %L, %L, %L, %L);',
-			   job, rag_schedule.schedule, command, current_database(), p.owner));
+			   job, rag_schedule.schedule, command, current_database(), current_user));
 	-- called through EXECUTE: datacore does not depend on pg_cron.  The job
 	-- runs as current_user, who is the owner (rag_get checked it).
 	EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING job, rag_schedule.schedule, command;
