@@ -157,6 +157,20 @@ SELECT s3_presign('regress-s3', 'docs/b.txt', 'GET', '8 days');
 SELECT s3_presign('regress-s3', 'docs/b.txt', 'GET', '0 seconds');
 \echo :LAST_ERROR_SQLSTATE
 
+-- a path part of the server URL is signed as the server sees it (decoded,
+-- then encoded again); here it names the bucket, with '-' written as %2D
+DO $$
+BEGIN
+	EXECUTE format('CREATE SERVER regress_s3_base FOREIGN DATA WRAPPER datacore_s3 OPTIONS (url %L)',
+				   'http://127.0.0.1:' || (SELECT port FROM dc_test.ports WHERE service = 's3') || '/regress%2Ds3');
+	EXECUTE format('CREATE USER MAPPING FOR CURRENT_USER SERVER regress_s3_base OPTIONS (access_key_id %L, secret_access_key %L)',
+				   (SELECT value FROM dc_test.secrets WHERE name = 's3_access_key'),
+				   (SELECT value FROM dc_test.secrets WHERE name = 's3_secret_key'));
+END $$;
+SELECT s3_get_text('docs', 'b.txt', 'regress_s3_base');
+SELECT * FROM dc_test.curl('s3', '-s ''' || s3_presign('docs', 'b.txt', server => 'regress_s3_base') || '''');
+DROP SERVER regress_s3_base CASCADE;
+
 -- credentials: a wrong secret, an unknown key, no mapping, a session token
 SELECT format('CREATE SERVER regress_s3_bad FOREIGN DATA WRAPPER datacore_s3 OPTIONS (url %L)',
 			  'http://127.0.0.1:' || port) FROM dc_test.ports WHERE service = 's3' \gexec

@@ -69,6 +69,18 @@ split_url(const char *url, char **host, char **base)
 		(*host)[strlen(*host) - 4] = '\0';
 }
 
+/*
+ * What gets signed for base (the server URL's path part, sent as the admin
+ * wrote it) + path (an object_path, already canonical): the server decodes
+ * the whole path it receives and encodes it again, so the base is signed in
+ * that form.
+ */
+static char *
+signed_uri(const char *base, const char *path)
+{
+	return psprintf("%s%s", base[0] ? dc_sigv4_canonical_uri(base) : "", path);
+}
+
 /* Credentials of the resolved user mapping; both keys are required. */
 static void
 get_key(DcServer *server, const char *operation, DcSigV4Key *key)
@@ -166,7 +178,7 @@ dc_s3_request(DcServer *server, const char *operation, const char *method,
 
 	memset(&sr, 0, sizeof(sr));
 	sr.method = method;
-	sr.canonical_uri = psprintf("%s%s", base, path);
+	sr.canonical_uri = signed_uri(base, path);
 	sr.query = query;
 	sr.payload_hash = body_len > 0 ? dc_sha256_hex(body, body_len) : DC_SHA256_EMPTY;
 
@@ -989,7 +1001,7 @@ datacore_s3_presign(PG_FUNCTION_ARGS)
 
 	memset(&sr, 0, sizeof(sr));
 	sr.method = method;
-	sr.canonical_uri = psprintf("%s%s", base, path);
+	sr.canonical_uri = signed_uri(base, path);
 	sr.headers = list_make1(dc_sigv4_pair("host", host));
 	sr.payload_hash = DC_UNSIGNED_PAYLOAD;
 	res = dc_sigv4_presign(&sk, &sr, amz_date, (int) secs);
