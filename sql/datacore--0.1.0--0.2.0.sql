@@ -108,3 +108,8 @@ BEGIN
 	EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO jobid USING job, rag_schedule.schedule, command;
 	RETURN jobid;
 END $$;
+-- S3: s3_create_bucket returns whether it created the bucket (false: it existed and is yours)
+DROP FUNCTION s3_create_bucket(text, name);
+CREATE FUNCTION s3_create_bucket(bucket text, server name DEFAULT 'minio') RETURNS boolean
+	AS 'MODULE_PATHNAME', 'datacore_s3_create_bucket' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION s3_create_bucket(text, name) IS 'create a bucket; false when it exists already and is yours';

@@ -144,6 +144,16 @@ ALTER SERVER qdrant OPTIONS (DROP timeout_ms);
 SELECT dc_test.fault('qdrant', NULL);
 SELECT qdrant_count('regress_fn');
 
+-- A collection name is one path segment, also "." and ".." (sent as %2E,
+-- and no path is ever normalised): they name collections that do not exist
+-- instead of reaching /collections or /points.
+SELECT dc_test.clear_log('qdrant');
+SELECT qdrant_count('.');
+SELECT qdrant_count('..');
+SELECT qdrant_collection_info('.');
+SELECT qdrant_search('..', '{1,0,0}');
+SELECT l->>'method' AS method, l->>'path' AS decoded_path FROM dc_test.log('qdrant') l ORDER BY (l->>'seq')::int;
+
 -- clean up
 DROP USER MAPPING FOR regress_qdrant_user SERVER qdrant;
 REVOKE ALL ON FOREIGN SERVER qdrant FROM regress_qdrant_user;

@@ -71,6 +71,13 @@ DELETE FROM regress_docs WHERE key = 'docs/new.bin';
 DELETE FROM regress_objects WHERE key LIKE 'docs/%' AND size = 0;
 SELECT key FROM regress_objects ORDER BY key;
 UPDATE regress_objects SET content = 'x' WHERE key = 'docs/a.txt';
+-- keys with empty or dot segments, through the table: INSERT, key = value
+-- (HEAD and GET), a listing by prefix, DELETE
+INSERT INTO regress_docs (key, content) VALUES ('docs//x', 'slash'), ('docs/../y', 'dots'), ('docs/', 'dir');
+SELECT key, content FROM regress_docs WHERE key = 'docs/../y';
+SELECT key, convert_from(content, 'UTF8') FROM regress_docs ORDER BY key COLLATE "C";
+DELETE FROM regress_docs WHERE key IN ('docs//x', 'docs/../y', 'docs/');
+SELECT key FROM regress_objects ORDER BY key;
 
 -- columns must fit the format
 CREATE FOREIGN TABLE regress_bad (key text, owner text) SERVER minio OPTIONS (bucket 'regress-s3-fdw');

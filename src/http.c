@@ -653,6 +653,12 @@ configure(DcHttpStream *s)
 	curl_easy_reset(e);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *) s);
 	curl_easy_setopt(e, CURLOPT_URL, s->req->url);
+	/*
+	 * The path goes out as built: libcurl would otherwise remove "." and ".."
+	 * segments, so a name taken from SQL could reach another resource, and
+	 * an S3 key would no longer match the path that was signed.
+	 */
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -1042,7 +1048,8 @@ dc_http_close(DcHttpStream *s)
 
 /*
  * A request for server->url + path; path must start with '/' and be
- * escaped already.
+ * escaped already.  It is sent exactly so (no dot-segment removal), see
+ * dc_http_escape_segment for names that must stay one segment.
  */
 DcHttpRequest *
 dc_http_request(DcServer *server, const char *operation, const char *method,
@@ -1112,6 +1119,21 @@ dc_http_escape(const char *s, bool keep_slash)
 			appendStringInfo(&buf, "%%%02X", *p);
 	}
 	return buf.data;
+}
+
+/*
+ * A name as one path segment: escaped like dc_http_escape (so '/' too), and
+ * "." or ".." as %2E / %2E%2E, which no client or proxy treats as a dot
+ * segment to remove, while the server decodes it back to the name.
+ */
+char *
+dc_http_escape_segment(const char *s)
+{
+	if (strcmp(s, ".") == 0)
+		return pstrdup("%2E");
+	if (strcmp(s, "..") == 0)
+		return pstrdup("%2E%2E");
+	return dc_http_escape(s, false);
 }
 
 static int

@@ -61,6 +61,7 @@ extern void dc_http_add_header(DcHttpRequest *req, const char *name, const char 
 extern void dc_http_set_json_body(DcHttpRequest *req, const char *json);
 extern const char *dc_http_header(DcHttpResponse *resp, const char *name);
 extern char *dc_http_escape(const char *s, bool keep_slash);
+extern char *dc_http_escape_segment(const char *s);
 
 extern void dc_http_raise_status(DcServer *server, DcHttpRequest *req,
 								 DcHttpResponse *resp, const char *remote_message) pg_attribute_noreturn();

@@ -345,11 +345,14 @@ dc_qdrant_id_to_text(DcServer *server, const char *operation, json_t *id)
 
 /* ---------- requests ---------- */
 
-/* "/collections/<escaped name><suffix>" */
+/*
+ * "/collections/<escaped name><suffix>"; the name stays one segment, also
+ * when it is "." or "..".
+ */
 char *
 dc_qdrant_path(const char *collection, const char *suffix)
 {
-	return psprintf("/collections/%s%s", dc_http_escape(collection, false),
+	return psprintf("/collections/%s%s", dc_http_escape_segment(collection),
 					suffix ? suffix : "");
 }
 

@@ -69,6 +69,18 @@ split_url(const char *url, char **host, char **base)
 		(*host)[strlen(*host) - 4] = '\0';
 }
 
+/*
+ * What gets signed for base (the server URL's path part, sent as the admin
+ * wrote it) + path (an object_path, already canonical): the server decodes
+ * the whole path it receives and encodes it again, so the base is signed in
+ * that form.
+ */
+static char *
+signed_uri(const char *base, const char *path)
+{
+	return psprintf("%s%s", base[0] ? dc_sigv4_canonical_uri(base) : "", path);
+}
+
 /* Credentials of the resolved user mapping; both keys are required. */
 static void
 get_key(DcServer *server, const char *operation, DcSigV4Key *key)
@@ -99,46 +111,41 @@ check_name(const char *what, const char *value)
 }
 
 /*
- * Would the key's slashes, left as they are, make a path that clients or
- * servers rewrite?  Empty segments ("//", leading or trailing '/') and
- * dot segments are collapsed by path normalisation (libcurl removes
- * "./"; routers drop empty segments).
+ * A bucket is one path segment: "/" inside it, or a name that is "." or
+ * "..", would make the server read another bucket and key out of the path
+ * (S3 servers decode the path before they split it).  S3 allows none of
+ * these names anyway.
  */
-static bool
-key_needs_encoded_slashes(const char *key)
+static void
+check_bucket(const char *bucket)
 {
-	const char *seg = key;
-
-	for (;;)
-	{
-		const char *end = strchr(seg, '/');
-		size_t		n = end ? (size_t) (end - seg) : strlen(seg);
-
-		if (n == 0 || (n == 1 && seg[0] == '.') ||
-			(n == 2 && seg[0] == '.' && seg[1] == '.'))
-			return true;
-		if (end == NULL)
-			return false;
-		seg = end + 1;
-	}
+	check_name("bucket name", bucket);
+	if (strchr(bucket, '/') != NULL || strcmp(bucket, ".") == 0 ||
+		strcmp(bucket, "..") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid S3 bucket name \"%s\"", bucket),
+				 errdetail("A bucket name cannot contain \"/\" or be \".\" or \"..\".")));
 }
 
 /*
- * "/bucket" or "/bucket/key", S3-encoded (no server path prefix).  Slashes
- * stay literal, as S3 clients send them, unless that would let the path
- * be normalised; then the key goes as one segment with '/' as %2F, which
- * S3 decodes back to the same key.
+ * "/bucket" or "/bucket/key", S3-encoded (no server path prefix).  The
+ * key's slashes stay literal, empty and dot segments included ("a//b",
+ * "/x", "x/", "a/./b"): S3 does not normalise paths, and servers decode the
+ * path before they sign it, so a slash sent as %2F would be signed by them
+ * as a slash.  libcurl sends the path as it is (CURLOPT_PATH_AS_IS), so
+ * the path signed is the path sent.
  */
 static char *
 object_path(const char *bucket, const char *key)
 {
-	char	   *b = dc_sigv4_encode(bucket, strlen(bucket), false);
+	char	   *b;
 
+	check_bucket(bucket);
+	b = dc_sigv4_encode(bucket, strlen(bucket), false);
 	if (key == NULL)
 		return psprintf("/%s", b);
-	return psprintf("/%s/%s", b,
-					dc_sigv4_encode(key, strlen(key),
-									!key_needs_encoded_slashes(key)));
+	return psprintf("/%s/%s", b, dc_sigv4_encode(key, strlen(key), true));
 }
 
 /*
@@ -171,7 +178,7 @@ dc_s3_request(DcServer *server, const char *operation, const char *method,
 
 	memset(&sr, 0, sizeof(sr));
 	sr.method = method;
-	sr.canonical_uri = psprintf("%s%s", base, path);
+	sr.canonical_uri = signed_uri(base, path);
 	sr.query = query;
 	sr.payload_hash = body_len > 0 ? dc_sha256_hex(body, body_len) : DC_SHA256_EMPTY;
 
@@ -486,8 +493,35 @@ put_multipart(DcServer *server, const char *operation, const char *bucket,
 }
 
 /*
+ * The ETag of an object just stored whose answer carried none: Ceph's
+ * radosgw 16.2 may complete a multipart upload with an empty <ETag>, so the
+ * object is asked for it.
+ */
+static char *
+stored_etag(DcServer *server, const char *operation, const char *bucket,
+			const char *key)
+{
+	DcHttpResponse *resp = dc_s3_head(server, operation, bucket, key);
+	char	   *etag;
+
+	if (resp->status >= 300)
+		dc_s3_raise(server,
+					dc_s3_request(server, operation, "HEAD", bucket, key, NIL, NULL, 0, NULL),
+					resp);
+	etag = unquote(dc_http_header(resp, "etag"));
+	if (etag == NULL || etag[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+				 errmsg("server \"%s\" sent an invalid reply to %s",
+						server->servername, operation),
+				 errdetail("The object was stored, but neither the answer nor a HEAD request gave its ETag.")));
+	return etag;
+}
+
+/*
  * PUT an object from memory; multipart above the server's
- * multipart_threshold.  Returns the ETag without quotes.
+ * multipart_threshold.  Returns the ETag without quotes, never an empty
+ * one (an answer without it is followed by a HEAD).
  */
 char *
 dc_s3_put(DcServer *server, const char *operation, const char *bucket,
@@ -496,6 +530,7 @@ dc_s3_put(DcServer *server, const char *operation, const char *bucket,
 	int64		threshold = dc_option_int64(server, "multipart_threshold",
 											DEFAULT_MULTIPART_THRESHOLD);
 	int64		part_size = dc_option_int64(server, "part_size", DEFAULT_PART_SIZE);
+	char	   *etag;
 
 	check_name("bucket name", bucket);
 	check_name("key", key);
@@ -505,10 +540,14 @@ dc_s3_put(DcServer *server, const char *operation, const char *bucket,
 		/* stay within S3's 10000-part limit by growing the parts */
 		if ((len + part_size - 1) / part_size > MAX_PARTS)
 			part_size = (len + MAX_PARTS - 1) / MAX_PARTS;
-		return put_multipart(server, operation, bucket, key, body, len,
+		etag = put_multipart(server, operation, bucket, key, body, len,
 							 content_type, part_size);
 	}
-	return put_single(server, operation, bucket, key, body, len, content_type);
+	else
+		etag = put_single(server, operation, bucket, key, body, len, content_type);
+	if (etag == NULL || etag[0] == '\0')
+		etag = stored_etag(server, operation, bucket, key);
+	return etag;
 }
 
 /*
@@ -962,7 +1001,7 @@ datacore_s3_presign(PG_FUNCTION_ARGS)
 
 	memset(&sr, 0, sizeof(sr));
 	sr.method = method;
-	sr.canonical_uri = psprintf("%s%s", base, path);
+	sr.canonical_uri = signed_uri(base, path);
 	sr.headers = list_make1(dc_sigv4_pair("host", host));
 	sr.payload_hash = DC_UNSIGNED_PAYLOAD;
 	res = dc_sigv4_presign(&sk, &sr, amz_date, (int) secs);
@@ -975,7 +1014,14 @@ datacore_s3_presign(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(datacore_s3_create_bucket);
 
-/* Create a bucket; one that exists already is an error (42710). */
+/*
+ * Create a bucket: true when this call created it, false when it existed
+ * already and the credentials own it.  Servers tell the second case
+ * differently (AWS in us-east-1 and Ceph's radosgw answer 200 as for a new
+ * bucket, MinIO and AWS elsewhere 409 BucketAlreadyOwnedByYou), so a HEAD
+ * first says whether it was there.  A bucket owned by someone else is
+ * BucketAlreadyExists, 42710.
+ */
 Datum
 datacore_s3_create_bucket(PG_FUNCTION_ARGS)
 {
@@ -985,8 +1031,14 @@ datacore_s3_create_bucket(PG_FUNCTION_ARGS)
 	const char *region = dc_option(server, "region");
 	char	   *body = NULL;
 	DcHttpRequest *req;
+	DcHttpResponse *resp;
+	bool		existed;
 
 	check_name("bucket name", bucket);
+	resp = dc_http_execute(server, dc_s3_request(server, op, "HEAD", bucket, NULL,
+												 NIL, NULL, 0, NULL));
+	existed = resp->status < 300;
+
 	/* outside us-east-1, AWS wants the region named in the body */
 	if (region && region[0] && strcmp(region, "us-east-1") != 0)
 		body = psprintf("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
@@ -994,8 +1046,19 @@ datacore_s3_create_bucket(PG_FUNCTION_ARGS)
 	req = dc_s3_request(server, op, "PUT", bucket, NULL, NIL,
 						body ? body : "", body ? strlen(body) : 0,
 						body ? "application/xml" : NULL);
-	execute_ok(server, req);
-	PG_RETURN_VOID();
+	resp = dc_http_execute(server, req);
+	if (resp->status >= 300)
+	{
+		DcS3Error	e;
+
+		memset(&e, 0, sizeof(e));
+		if (resp->status == 409 &&
+			dc_s3_parse_error(resp->body.data, resp->body.len, &e) &&
+			strcmp(e.code, "BucketAlreadyOwnedByYou") == 0)
+			PG_RETURN_BOOL(false);
+		dc_s3_raise(server, req, resp);
+	}
+	PG_RETURN_BOOL(!existed);
 }
 
 PG_FUNCTION_INFO_V1(datacore_s3_delete_bucket);

@@ -82,6 +82,42 @@ dc_sigv4_encode_path(const char *path)
 	return dc_sigv4_encode(path, strlen(path), true);
 }
 
+/* Percent-decode a path or query component as a server would ('+' stays '+'). */
+static char *
+pct_decode(const char *s, int len)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == '%' && i + 2 < len &&
+			isxdigit((unsigned char) s[i + 1]) &&
+			isxdigit((unsigned char) s[i + 2]))
+		{
+			char		h[3] = {s[i + 1], s[i + 2], '\0'};
+
+			appendStringInfoChar(&buf, (char) strtol(h, NULL, 16));
+			i += 2;
+		}
+		else
+			appendStringInfoChar(&buf, s[i]);
+	}
+	return buf.data;
+}
+
+/*
+ * The canonical URI an S3 server computes for a path as it was sent: the
+ * path percent-decoded once, then encoded again with slashes kept (MinIO,
+ * Ceph's radosgw).  Nothing is normalised.
+ */
+char *
+dc_sigv4_canonical_uri(const char *sent_path)
+{
+	return dc_sigv4_encode_path(pct_decode(sent_path, strlen(sent_path)));
+}
+
 static int
 pair_cmp(const ListCell *a, const ListCell *b)
 {
@@ -436,31 +472,6 @@ dc_sigv4_presign(const DcSigV4Key *key, const DcSigV4Request *req,
 }
 
 /* ---------- SQL access for tests ---------- */
-
-/* Percent-decode a query component as a server would ('+' stays '+'). */
-static char *
-pct_decode(const char *s, int len)
-{
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	for (i = 0; i < len; i++)
-	{
-		if (s[i] == '%' && i + 2 < len &&
-			isxdigit((unsigned char) s[i + 1]) &&
-			isxdigit((unsigned char) s[i + 2]))
-		{
-			char		h[3] = {s[i + 1], s[i + 2], '\0'};
-
-			appendStringInfoChar(&buf, (char) strtol(h, NULL, 16));
-			i += 2;
-		}
-		else
-			appendStringInfoChar(&buf, s[i]);
-	}
-	return buf.data;
-}
 
 /* "a=1&b&c=%2F" into raw pairs. */
 static List *

@@ -58,6 +58,7 @@ typedef struct DcSigV4Result
 extern DcSigV4Pair *dc_sigv4_pair(const char *name, const char *value);
 extern char *dc_sigv4_encode(const char *s, size_t len, bool keep_slash);
 extern char *dc_sigv4_encode_path(const char *path);
+extern char *dc_sigv4_canonical_uri(const char *sent_path);
 extern char *dc_sigv4_canonical_query(List *params);
 extern void dc_sha256(const void *data, size_t len, uint8 *out);
 extern char *dc_sha256_hex(const void *data, size_t len);

@@ -39,9 +39,9 @@ CREATE FUNCTION s3_presign(bucket text, key text, method text DEFAULT 'GET',
 	AS 'MODULE_PATHNAME', 'datacore_s3_presign' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION s3_presign(text, text, text, interval, name) IS 'presigned URL for one request on an object';
 
-CREATE FUNCTION s3_create_bucket(bucket text, server name DEFAULT 'minio') RETURNS void
+CREATE FUNCTION s3_create_bucket(bucket text, server name DEFAULT 'minio') RETURNS boolean
 	AS 'MODULE_PATHNAME', 'datacore_s3_create_bucket' LANGUAGE C STRICT VOLATILE;
-COMMENT ON FUNCTION s3_create_bucket(text, name) IS 'create a bucket';
+COMMENT ON FUNCTION s3_create_bucket(text, name) IS 'create a bucket; false when it exists already and is yours';
 
 CREATE FUNCTION s3_delete_bucket(bucket text, server name DEFAULT 'minio') RETURNS void
 	AS 'MODULE_PATHNAME', 'datacore_s3_delete_bucket' LANGUAGE C STRICT VOLATILE;

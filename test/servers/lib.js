@@ -174,9 +174,11 @@ function streamOversize(res, total, prefix, suffix) {
   pump();
 }
 
-function validateFault(spec) {
+function validateFault(spec, extraModes = {}) {
   if (!spec || typeof spec !== 'object' || Array.isArray(spec)) return 'body must be a JSON object';
-  if (!FAULT_MODES.has(spec.mode)) return `unknown fault mode ${JSON.stringify(spec.mode)}; known: ${[...FAULT_MODES].join(', ')}`;
+  if (!FAULT_MODES.has(spec.mode) && !Object.hasOwn(extraModes, spec.mode)) {
+    return `unknown fault mode ${JSON.stringify(spec.mode)}; known: ${[...FAULT_MODES, ...Object.keys(extraModes)].join(', ')}`;
+  }
   if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0)) return 'times must be a positive integer';
   if (spec.after !== undefined && !(Number.isInteger(spec.after) && spec.after >= 0)) return 'after must be a non-negative integer';
   if (spec.path !== undefined && typeof spec.path !== 'string') return 'path must be a string';
@@ -198,6 +200,7 @@ function validateFault(spec) {
  * opts.faultStatus(res, spec)  answer for the status fault
  * opts.faultMalformed(res)     answer for the malformed fault
  * opts.onError(res, err)       answer for an unexpected exception
+ * opts.faultModes    server-specific fault modes: {mode: (ctx, fault) => ...}
  * opts.testRoutes    extra /_test/ routes: {"METHOD /_test/x": (ctx) => ...}
  */
 function startServer(opts) {
@@ -325,6 +328,7 @@ async function applyFault(opts, fault, ctx) {
     case 'truncate':
       return truncateAnswer(opts, ctx);
     default:
+      if (opts.faultModes && Object.hasOwn(opts.faultModes, fault.mode)) return opts.faultModes[fault.mode](ctx, fault);
       throw new Error(`unhandled fault ${fault.mode}`);
   }
 }
@@ -376,7 +380,7 @@ async function testRoute(opts, state, req, res, rawPath, rawQuery) {
       } catch (err) {
         return sendJson(res, 400, { error: `invalid JSON: ${err.message}` });
       }
-      const problem = validateFault(spec);
+      const problem = validateFault(spec, opts.faultModes);
       if (problem) return sendJson(res, 400, { error: problem });
       state.fault = { ...spec, left: spec.times, skip: spec.after || 0 };
       return sendJson(res, 200, { fault: state.fault });

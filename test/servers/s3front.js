@@ -30,7 +30,9 @@ patchSingleDes();
 
 const S3rver = require('s3rver');
 const AWSAccount = require('s3rver/lib/models/account');
-const { envPort, parseQuery, sendJson, sha256Hex, startServer } = require('./lib');
+const {
+  envPort, parseQuery, safeDecode, sendJson, sha256Hex, startServer,
+} = require('./lib');
 
 const ACCESS_KEY = process.env.DC_S3_ACCESS_KEY || 'dcaccess';
 const SECRET_KEY = process.env.DC_S3_SECRET_KEY || 'dcsecret/Key+1';
@@ -84,18 +86,40 @@ function sendS3Error(res, method, resource, err, headers = {}) {
   return res.end(body);
 }
 
-// S3 canonical URI: each segment decoded once, then encoded with only the
-// unreserved set left bare. `//` survives because empty segments stay.
-function canonicalPath(rawPath) {
-  return rawPath.split('/').map((seg) => {
-    let decoded = seg;
-    try {
-      decoded = decodeURIComponent(seg);
-    } catch {
-      // keep the raw text; the signature will then simply not match
+// Percent-decoding of a request path into bytes, as S3 servers do before
+// anything else: '%2F' becomes a slash like any other, '+' stays a plus. A
+// '%' not followed by two hex digits is kept as it is.
+function decodePath(rawPath) {
+  const out = [];
+  for (let i = 0; i < rawPath.length; i += 1) {
+    if (rawPath[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(rawPath.slice(i + 1, i + 3))) {
+      out.push(parseInt(rawPath.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      out.push(...Buffer.from(rawPath[i], 'utf8'));
     }
-    return encodeURIComponent(decoded).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  }).join('/') || '/';
+  }
+  return Buffer.from(out);
+}
+
+// The AWS URI encoding of bytes: all but A-Za-z0-9-_.~ (and '/' when kept)
+// as %XX with upper-case hex.
+function s3Encode(bytes, keepSlash = false) {
+  let out = '';
+  for (const b of Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9\-_.~]/.test(c) || (keepSlash && c === '/') ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+// S3 canonical URI as MinIO (EncodePath over the decoded URL path) and Ceph's
+// radosgw compute it: decode the whole path once, then encode each segment
+// with slashes kept. Nothing is normalised: empty and dot segments stay, so
+// a client must send the path it signed, slashes literal; a key whose
+// slashes went as %2F is signed by the server with real slashes.
+function canonicalPath(rawPath) {
+  return s3Encode(decodePath(rawPath), true) || '/';
 }
 
 // Values of a header as sent, repeated headers joined with ',' as SigV4 wants.
@@ -294,8 +318,82 @@ async function verify(req, rawPath, query, body) {
 // Connection-level headers belong to this hop; everything else goes through as sent.
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'expect', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
+// s3rver keeps an object in a file named after its key's segments
+// (path.join(bucket, ...segments)), so keys with an empty or a dot segment
+// ("a//b", "/x", "x/", "a/./b", "a/../b") would collapse onto other keys or
+// leave the bucket directory, and its router answers 404 for an empty
+// segment. The front therefore stores every key with a mark in front of each
+// segment: no stored segment is empty, "." or "..", the mapping is undone by
+// dropping the first character of each segment, and it keeps prefixes and
+// key order, so listings by prefix work unchanged.
+const SEGMENT_MARK = '_';
+
+function storeKey(key) {
+  return SEGMENT_MARK + key.split('/').join(`/${SEGMENT_MARK}`);
+}
+
+// Inverse of storeKey; also right for a stored prefix that ends in '/'.
+function clientKey(stored) {
+  return stored.split('/').map((seg) => (seg.startsWith(SEGMENT_MARK) ? seg.slice(1) : seg)).join('/');
+}
+
+// Listing parameters that hold keys or key prefixes.
+const KEY_PARAMS = new Set(['prefix', 'start-after', 'marker']);
+
+// Where a request goes in s3rver: the object path with the key mapped, the
+// key parameters of a listing mapped, everything else as sent.
+function upstreamTarget(ctx) {
+  const decoded = decodePath(ctx.rawPath).toString('utf8');
+  const m = /^\/([^/]+)\/([\s\S]+)$/.exec(decoded);
+  const isObject = Boolean(m);
+  const p = isObject ? `/${s3Encode(m[1])}/${s3Encode(storeKey(m[2]), true)}` : ctx.rawPath;
+  let q = ctx.rawQuery;
+  if (!isObject && q) {
+    q = q.split('&').map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = safeDecode(eq < 0 ? pair : pair.slice(0, eq));
+      const value = eq < 0 ? '' : safeDecode(pair.slice(eq + 1));
+      return KEY_PARAMS.has(name) && value !== '' ? `${s3Encode(name)}=${s3Encode(storeKey(value))}` : pair;
+    }).join('&');
+  }
+  return { path: p + (q ? `?${q}` : ''), isObject, bucket: isObject ? m[1] : decoded.split('/')[1] };
+}
+
+// XML answers name keys: in listings, multipart results and errors. They are
+// turned back into the client's keys; the fault blank_etag empties the ETag
+// of a CompleteMultipartUpload result (as Ceph's radosgw 16.2 may send it).
+function rewriteXml(ctx, target, status, text) {
+  let out = text.replace(/<(Key|Prefix|StartAfter|Marker|NextMarker)>([^<]*)<\/\1>/g,
+    (all, tag, value) => `<${tag}>${clientKey(value)}</${tag}>`);
+  out = out.replace(/<Location>[^<]*<\/Location>/g,
+    () => `<Location>${xmlEscape(`http://${ctx.req.headers.host}${ctx.rawPath}`)}</Location>`);
+  out = out.replace(/<Resource>([^<]*)<\/Resource>/g, (all, value) => {
+    const m = /^(\/[^/]+\/)([\s\S]+)$/.exec(value);
+    return `<Resource>${m ? m[1] + clientKey(m[2]) : value}</Resource>`;
+  });
+  // One account owns every bucket here: S3 and MinIO call that BucketAlreadyOwnedByYou.
+  if (ctx.method === 'PUT' && !target.isObject && status === 409) {
+    out = out.replace('<Code>BucketAlreadyExists</Code>', '<Code>BucketAlreadyOwnedByYou</Code>')
+      .replace(/<Message>The requested bucket already exists\.?<\/Message>/,
+        '<Message>Your previous request to create the named bucket succeeded and you already own it.</Message>');
+  }
+  if (ctx.blankEtag && /<CompleteMultipartUploadResult[\s>]/.test(out)) {
+    out = out.replace(/<ETag>[^<]*<\/ETag>/, '<ETag></ETag>');
+  }
+  return out;
+}
+
+// Does the answer to this request carry keys in XML? Object bodies never
+// count, whatever their content type.
+function answerNamesKeys(ctx, target, status) {
+  if (status >= 300) return ctx.method !== 'HEAD';
+  if (target.isObject) return ctx.method === 'POST';
+  return ctx.method === 'GET';
+}
+
 function forward(ctx) {
   const { req, res, body } = ctx;
+  const target = upstreamTarget(ctx);
   const headers = [];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     if (!HOP_HEADERS.has(req.rawHeaders[i].toLowerCase())) headers.push(req.rawHeaders[i], req.rawHeaders[i + 1]);
@@ -303,13 +401,27 @@ function forward(ctx) {
   if (req.headers['content-length'] === undefined && body.length > 0) headers.push('Content-Length', String(body.length));
   return new Promise((resolve) => {
     const upstream = http.request({
-      host: '127.0.0.1', port: S3RVER_PORT, method: req.method, path: req.url, headers,
+      host: '127.0.0.1', port: S3RVER_PORT, method: req.method, path: target.path, headers,
     }, (up) => {
-      res.writeHead(up.statusCode, up.headers);
-      up.pipe(res);
-      up.on('end', resolve);
-      up.on('error', () => {
+      const failed = () => {
         res.destroy();
+        resolve();
+      };
+      up.on('error', failed);
+      if (!answerNamesKeys(ctx, target, up.statusCode)) {
+        res.writeHead(up.statusCode, up.headers);
+        up.pipe(res);
+        up.on('end', resolve);
+        return;
+      }
+      const chunks = [];
+      up.on('data', (c) => chunks.push(c));
+      up.on('end', () => {
+        const text = rewriteXml(ctx, target, up.statusCode, Buffer.concat(chunks).toString('utf8'));
+        const outHeaders = { ...up.headers, 'content-length': String(Buffer.byteLength(text)) };
+        delete outHeaders['transfer-encoding'];
+        res.writeHead(up.statusCode, outHeaders);
+        res.end(text);
         resolve();
       });
     });
@@ -406,6 +518,10 @@ async function main() {
       // status 200 gives the late CompleteMultipartUpload failure: a 200 whose body is an <Error>.
       const code = spec.code || STATUS_CODES[spec.status] || 'InternalError';
       return sendS3Error(res, 'GET', '', new S3Error(spec.status, code, `injected ${spec.status}`), headers);
+    },
+    faultModes: {
+      // the request is served normally; a CompleteMultipartUpload answer comes with <ETag></ETag>
+      blank_etag: (ctx) => handle({ ...ctx, blankEtag: true }),
     },
     faultMalformed: (res) => {
       const body = '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>oops';
