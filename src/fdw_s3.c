@@ -848,17 +848,23 @@ input_value(S3ScanState *st, int i, char *text)
 	return d;
 }
 
-/* A json value as the text a column's input function reads. */
+/*
+ * A json value as the text a column's input function reads: JSON is
+ * UTF-8, the column's text is in the database encoding.
+ */
 static char *
 json_value_text(json_t *v)
 {
+	char	   *s;
+
 	if (json_is_string(v))
-		return pstrdup(json_string_value(v));
+		return pg_any_to_server(json_string_value(v), json_string_length(v), PG_UTF8);
 	if (json_is_true(v))
 		return pstrdup("true");
 	if (json_is_false(v))
 		return pstrdup("false");
-	return dc_json_dumps(v);
+	s = dc_json_dumps(v);
+	return pg_any_to_server(s, strlen(s), PG_UTF8);
 }
 
 static void
