@@ -71,6 +71,22 @@ RESET statement_timeout;
 SELECT pg_sleep(0.6);
 SELECT method, step, status FROM mp_log ORDER BY seq;
 SELECT s3_head('regress-s3-mp', 'big/cancelled') IS NULL AS no_object;
+-- After a cancel the abort is a clean-up request with a short bound of its
+-- own (3 s): a server that hangs then does not hold the cancelled
+-- statement for timeout_ms (here 20 s).  The part hangs, statement_timeout
+-- cancels it, the abort hangs too and gives up with a WARNING.
+ALTER SERVER minio OPTIONS (ADD timeout_ms '20000');
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "hang", "after": 1}');
+SELECT clock_timestamp() AS t0 \gset
+SET statement_timeout = '500ms';
+SELECT s3_put('regress-s3-mp', 'big/hung', substr(body, 1, 6 * 1024 * 1024)) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '5 seconds' AS cancel_bounded;
+SELECT dc_test.fault('s3', NULL);
+ALTER SERVER minio OPTIONS (DROP timeout_ms);
+SELECT method, step, status FROM mp_log ORDER BY seq;
 -- a failed create leaves nothing to abort
 SELECT dc_test.clear_log('s3');
 SELECT dc_test.fault('s3', '{"mode": "status", "status": 503, "times": 1}');

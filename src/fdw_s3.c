@@ -47,6 +47,9 @@
 #include "json.h"
 #include "s3.h"
 
+/* Longest record (line) of a jsonl/csv object, unless an option says. */
+#define DEFAULT_MAX_RECORD_BYTES	(64 * 1024 * 1024)
+
 typedef enum S3Format
 {
 	FMT_RAW,
@@ -123,10 +126,19 @@ typedef struct S3ScanState
 	MemoryContext pagecxt;
 	MemoryContext rowcxt;
 
-	/* record modes: the object being streamed */
+	/*
+	 * record modes: the object being streamed.  Everything for one object
+	 * (its requests, the stream and its buffers, the read buffer, the csv
+	 * header) lives in objcxt, reset when the next object starts, so a scan
+	 * over many objects needs the memory of one.
+	 */
+	MemoryContext objcxt;
+	int64		max_record_bytes;
 	DcHttpStream *stream;
 	char	   *cur_key;
-	StringInfoData buf;
+	StringInfoData buf;			/* cursor: start of the unread records */
+	int			scan_pos;		/* buf is scanned for a record end up to here */
+	bool		scan_quoted;	/* csv: scan_pos is inside quotes */
 	bool		stream_eof;
 	int64		line_no;
 	char	  **header_names;
@@ -500,7 +512,15 @@ dcS3BeginForeignScan(ForeignScanState *node, int eflags)
 										ALLOCSET_DEFAULT_SIZES);
 	st->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "datacore S3 row",
 									   ALLOCSET_DEFAULT_SIZES);
-	initStringInfo(&st->buf);
+	st->objcxt = AllocSetContextCreate(estate->es_query_cxt, "datacore S3 object",
+									   ALLOCSET_DEFAULT_SIZES);
+	{
+		const char *mrb = dc_option_from_list(GetForeignTable(RelationGetRelid(rel))->options,
+											  "max_record_bytes");
+
+		st->max_record_bytes = mrb ? strtoll(mrb, NULL, 10) :
+			dc_option_int64(st->server, "max_record_bytes", DEFAULT_MAX_RECORD_BYTES);
+	}
 }
 
 /* Begin (again): evaluate key = expr, forget any listing. */
@@ -609,8 +629,8 @@ raw_row(S3ScanState *st, DcS3Object *o, TupleTableSlot *slot)
 						dc_s3_request(st->server, "foreign table scan", "HEAD",
 									  st->opts.bucket, o->key, NIL, NULL, 0, NULL),
 						head);
-		etag = (char *) dc_http_header(head, "etag");
-		if ((v = dc_http_header(head, "last-modified")) != NULL)
+		etag = (char *) dc_http_header_text(st->server, head, "etag");
+		if ((v = dc_http_header_text(st->server, head, "last-modified")) != NULL)
 			lm = pstrdup(v);
 		if ((v = dc_http_header(head, "content-length")) != NULL)
 			size = strtoll(v, NULL, 10);
@@ -659,7 +679,9 @@ raw_row(S3ScanState *st, DcS3Object *o, TupleTableSlot *slot)
 				if (content)
 				{
 					if (TupleDescAttr(st->tupdesc, i)->atttypid == TEXTOID)
-						(void) pg_verifymbstr(VARDATA(content), VARSIZE(content) - VARHDRSZ, false);
+						dc_check_remote_text(VARDATA(content), VARSIZE(content) - VARHDRSZ,
+											 psprintf("content of object \"%s\"", o->key),
+											 st->server->servername);
 					values[i] = PointerGetDatum(content);
 					nulls[i] = false;
 				}
@@ -673,10 +695,23 @@ raw_row(S3ScanState *st, DcS3Object *o, TupleTableSlot *slot)
 
 /* ---------- record modes ---------- */
 
+static void
+record_too_large(S3ScanState *st)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("record at line " INT64_FORMAT " of object \"%s\" in bucket \"%s\" exceeds the size limit",
+					st->line_no + 1, st->cur_key, st->opts.bucket),
+			 errdetail("The limit is " INT64_FORMAT " bytes.", st->max_record_bytes),
+			 errhint("Raise the option max_record_bytes of the foreign table or of its server.")));
+}
+
 /*
  * Next record of the current object into *rec (pointing into st->buf,
  * NUL-terminated); false at the object's end.  For csv a record ends at a
- * newline outside quotes.  Only the unread tail of the buffer is kept.
+ * newline outside quotes.  Only the unread tail of the buffer is kept, and
+ * each byte is scanned once however many reads a long record takes; a
+ * record over max_record_bytes is an error.
  */
 static bool
 next_record(S3ScanState *st, char **rec, int *len)
@@ -684,10 +719,10 @@ next_record(S3ScanState *st, char **rec, int *len)
 	for (;;)
 	{
 		int			start = st->buf.cursor;
-		bool		quoted = false;
+		bool		quoted = st->scan_quoted;
 		int			i;
 
-		for (i = start; i < st->buf.len; i++)
+		for (i = st->scan_pos; i < st->buf.len; i++)
 		{
 			char		c = st->buf.data[i];
 
@@ -696,11 +731,15 @@ next_record(S3ScanState *st, char **rec, int *len)
 			else if (c == '\n' && !quoted)
 				break;
 		}
+		if (i - start > st->max_record_bytes)
+			record_too_large(st);
 		if (i < st->buf.len || (st->stream_eof && i > start))
 		{
 			int			end = i;
 
 			st->buf.cursor = i < st->buf.len ? i + 1 : i;
+			st->scan_pos = st->buf.cursor;
+			st->scan_quoted = false;
 			if (end > start && st->buf.data[end - 1] == '\r')
 				end--;
 			st->buf.data[end] = '\0';
@@ -709,6 +748,8 @@ next_record(S3ScanState *st, char **rec, int *len)
 			st->line_no++;
 			return true;
 		}
+		st->scan_pos = i;
+		st->scan_quoted = quoted;
 		if (st->stream_eof)
 			return false;
 
@@ -717,6 +758,7 @@ next_record(S3ScanState *st, char **rec, int *len)
 		{
 			memmove(st->buf.data, st->buf.data + st->buf.cursor, st->buf.len - st->buf.cursor);
 			st->buf.len -= st->buf.cursor;
+			st->scan_pos -= st->buf.cursor;
 			st->buf.data[st->buf.len] = '\0';
 			st->buf.cursor = 0;
 		}
@@ -806,17 +848,23 @@ input_value(S3ScanState *st, int i, char *text)
 	return d;
 }
 
-/* A json value as the text a column's input function reads. */
+/*
+ * A json value as the text a column's input function reads: JSON is
+ * UTF-8, the column's text is in the database encoding.
+ */
 static char *
 json_value_text(json_t *v)
 {
+	char	   *s;
+
 	if (json_is_string(v))
-		return pstrdup(json_string_value(v));
+		return pg_any_to_server(json_string_value(v), json_string_length(v), PG_UTF8);
 	if (json_is_true(v))
 		return pstrdup("true");
 	if (json_is_false(v))
 		return pstrdup("false");
-	return dc_json_dumps(v);
+	s = dc_json_dumps(v);
+	return pg_any_to_server(s, strlen(s), PG_UTF8);
 }
 
 static void
@@ -845,6 +893,12 @@ record_row(S3ScanState *st, TupleTableSlot *slot)
 	{
 		if (!next_record(st, &rec, &len))
 			return false;
+		/* every field becomes a value: the record must be valid text */
+		if (pg_encoding_verifymbstr(GetDatabaseEncoding(), rec, len) != len)
+			dc_check_remote_text(rec, len,
+								 psprintf("line " INT64_FORMAT " of object \"%s\" in bucket \"%s\"",
+										  st->line_no, st->cur_key, st->opts.bucket),
+								 st->server->servername);
 		if (st->opts.format == FMT_JSONL)
 		{
 			json_error_t err;
@@ -861,8 +915,8 @@ record_row(S3ScanState *st, TupleTableSlot *slot)
 		fields = csv_fields(rec, st->opts.delimiter);
 		if (st->opts.header && st->line_no == 1)
 		{
-			/* header row: remember the names, in the scan's context */
-			MemoryContext old = MemoryContextSwitchTo(st->pagecxt);
+			/* header row: remember the names, for this object */
+			MemoryContext old = MemoryContextSwitchTo(st->objcxt);
 			ListCell   *lc;
 
 			st->nheader = list_length(fields);
@@ -923,6 +977,28 @@ record_row(S3ScanState *st, TupleTableSlot *slot)
 	return true;
 }
 
+/*
+ * Let go of the current object: close its stream (a finished transfer
+ * keeps its connection for the next object), then free everything it
+ * used.
+ */
+static void
+end_object(S3ScanState *st)
+{
+	if (st->stream)
+		dc_http_close(st->stream);
+	st->stream = NULL;
+	st->cur_key = NULL;
+	st->buf.data = NULL;
+	st->scan_pos = 0;
+	st->scan_quoted = false;
+	st->stream_eof = false;
+	st->line_no = 0;
+	st->header_names = NULL;
+	st->nheader = 0;
+	MemoryContextReset(st->objcxt);
+}
+
 static TupleTableSlot *
 dcS3IterateForeignScan(ForeignScanState *node)
 {
@@ -959,19 +1035,11 @@ dcS3IterateForeignScan(ForeignScanState *node)
 			ExecStoreVirtualTuple(slot);
 			break;
 		}
-		MemoryContextSwitchTo(node->ss.ps.state->es_query_cxt);
-		if (st->stream)
-			dc_http_close(st->stream);
-		st->stream = NULL;
-		st->cur_key = NULL;
-		resetStringInfo(&st->buf);
-		st->stream_eof = false;
-		st->line_no = 0;
+		end_object(st);
 		if (!next_object(st, &o))
-		{
-			MemoryContextSwitchTo(st->rowcxt);
 			break;
-		}
+		MemoryContextSwitchTo(st->objcxt);
+		initStringInfo(&st->buf);
 		if (st->single)
 		{
 			/* key = value: a missing object is no rows, not an error */
@@ -997,10 +1065,7 @@ dcS3ReScanForeignScan(ForeignScanState *node)
 {
 	S3ScanState *st = node->fdw_state;
 
-	if (st->stream)
-		dc_http_close(st->stream);
-	st->stream = NULL;
-	st->cur_key = NULL;
+	end_object(st);
 	st->started = false;
 }
 

@@ -44,6 +44,8 @@
 /* Longest single sleep; bounds how stale a missed timer could get. */
 #define MAX_WAIT_MS			1000
 #define MAX_RETRY_SLEEP_MS	10000
+/* Bound of a clean-up request sent while an error is being handled. */
+#define CLEANUP_TIMEOUT_MS	3000
 
 /* A growable byte buffer filled from libcurl callbacks without throwing. */
 typedef struct RawBuf
@@ -81,6 +83,8 @@ struct DcHttpStream
 	bool		too_large;
 	bool		out_of_memory;
 	bool		headers_done;
+	bool		stalled;		/* streaming: no data within timeout_ms */
+	TimestampTz started;		/* when the request was sent */
 	long		status;
 	RawBuf		header_block;	/* raw header lines of the final response */
 	RawBuf		body;
@@ -523,11 +527,11 @@ rebuild_wait_set(void)
 }
 
 /*
- * Wait once for socket activity, libcurl's timer or the latch, and let
- * libcurl act on what happened.  Throws on interrupts.
+ * Wait once for socket activity, libcurl's timer, the latch or "deadline"
+ * (0: none), and let libcurl act on what happened.  Throws on interrupts.
  */
 static void
-wait_and_act(void)
+wait_and_act_until(TimestampTz deadline)
 {
 	WaitEvent	events[MAX_SOCKETS + 2];
 	long		timeout = MAX_WAIT_MS;
@@ -536,17 +540,20 @@ wait_and_act(void)
 
 	CHECK_FOR_INTERRUPTS();
 
-	if (timer_deadline != 0)
+	if (timer_deadline != 0 || deadline != 0)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
-		if (now >= timer_deadline)
+		if (timer_deadline != 0 && now >= timer_deadline)
 		{
 			timer_deadline = 0;
 			socket_action(CURL_SOCKET_TIMEOUT, 0);
 			return;
 		}
-		timeout = Min(timeout, (long) ((timer_deadline - now + 999) / 1000));
+		if (timer_deadline != 0)
+			timeout = Min(timeout, (long) ((timer_deadline - now + 999) / 1000));
+		if (deadline != 0)
+			timeout = Min(timeout, Max(0, (long) ((deadline - now + 999) / 1000)));
 	}
 
 	if (sockets_changed && wait_set != NULL && !socket_closed &&
@@ -582,6 +589,32 @@ wait_and_act(void)
 		timer_deadline = 0;
 		socket_action(CURL_SOCKET_TIMEOUT, 0);
 	}
+}
+
+static void
+wait_and_act(void)
+{
+	wait_and_act_until(0);
+}
+
+/*
+ * One wait of a streamed transfer that must see progress by "deadline".
+ * Past it, the transfer is marked as timed out (stalled: after the
+ * headers) and false is returned; the caller detaches and raises.
+ */
+static bool
+stream_wait(DcHttpStream *s, TimestampTz deadline, bool stalled)
+{
+	if (GetCurrentTimestamp() >= deadline)
+	{
+		s->state = STREAM_DONE;
+		s->result = CURLE_OPERATION_TIMEDOUT;
+		s->errbuf[0] = '\0';
+		s->stalled = stalled;
+		return false;
+	}
+	wait_and_act_until(deadline);
+	return true;
 }
 
 /* ---------- requests ---------- */
@@ -711,6 +744,16 @@ stream_start(DcServer *server, DcHttpRequest *req, bool streaming)
 	MemoryContextRegisterResetCallback(s->cxt, &s->reset_cb);
 
 	configure(s);
+
+	/*
+	 * libcurl counts paused time against CURLOPT_TIMEOUT, so a slow reader
+	 * of a stream would hit it; streams are bounded by our own clocks
+	 * instead (wait_for_headers, dc_http_read), which run only while we
+	 * wait for the server.
+	 */
+	if (streaming)
+		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, 0L);
+	s->started = GetCurrentTimestamp();
 	mc = curl_multi_add_handle(multi, s->easy);
 	if (mc != CURLM_OK)
 		ereport(ERROR,
@@ -781,6 +824,14 @@ raise_transfer_error(DcHttpStream *s)
 					 errdetail_internal("%s", detail)));
 			break;
 		case CURLE_OPERATION_TIMEDOUT:
+			if (s->stalled)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("server \"%s\" stopped sending the response to %s",
+								server->servername, op),
+						 errdetail("No data arrived for %d ms while the response was being read.",
+								   server->timeout_ms),
+						 errhint("The server option timeout_ms sets the limit.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("server \"%s\" did not answer %s in time",
@@ -874,12 +925,19 @@ make_response(DcHttpStream *s)
 	return resp;
 }
 
-/* Run the transfer until its headers are in (or it ended). */
+/*
+ * Run a streamed transfer until its headers are in (or it ended); they
+ * must come within timeout_ms of sending the request.
+ */
 static void
 wait_for_headers(DcHttpStream *s)
 {
+	TimestampTz deadline = TimestampTzPlusMilliseconds(s->started,
+													   s->server->timeout_ms);
+
 	while (s->state == STREAM_RUNNING && !s->headers_done)
-		wait_and_act();
+		if (!stream_wait(s, deadline, false))
+			break;
 	if (!transfer_ok(s))
 		return;
 	s->resp = make_response(s);
@@ -1005,13 +1063,18 @@ dc_http_stream_response(DcHttpStream *stream)
 
 /*
  * Append the next chunk of the body to "out".  Returns false at the end of
- * the body.
+ * the body.  The server must send something within timeout_ms of our
+ * starting to wait for it; time the caller spends between reads (the
+ * transfer paused) does not count.
  */
 bool
 dc_http_read(DcHttpStream *s, StringInfo out)
 {
+	TimestampTz deadline = 0;
+
 	for (;;)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (s->body.len > 0)
 		{
 			appendBinaryStringInfo(out, s->body.data, s->body.len);
@@ -1026,7 +1089,11 @@ dc_http_read(DcHttpStream *s, StringInfo out)
 		}
 		if (s->state != STREAM_RUNNING)
 			break;
-		wait_and_act();
+		if (deadline == 0)
+			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   s->server->timeout_ms);
+		if (!stream_wait(s, deadline, true))
+			break;
 	}
 
 	if (!transfer_ok(s))
@@ -1045,6 +1112,24 @@ dc_http_close(DcHttpStream *s)
 }
 
 /* ---------- helpers ---------- */
+
+/*
+ * The server with the bounds of a clean-up request (aborting what an
+ * error left half-done): at most CLEANUP_TIMEOUT_MS to connect and to
+ * answer, no retries.  A cancelled statement then ends within that bound
+ * even when the server hangs, instead of waiting the full timeout_ms.
+ */
+DcServer *
+dc_http_cleanup_server(DcServer *server)
+{
+	DcServer   *copy = palloc(sizeof(DcServer));
+
+	*copy = *server;
+	copy->timeout_ms = Min(server->timeout_ms, CLEANUP_TIMEOUT_MS);
+	copy->connect_timeout_ms = Min(server->connect_timeout_ms, CLEANUP_TIMEOUT_MS);
+	copy->retries = 0;
+	return copy;
+}
 
 /*
  * A request for server->url + path; path must start with '/' and be
@@ -1096,6 +1181,22 @@ dc_http_header(DcHttpResponse *resp, const char *name)
 			return h->value;
 	}
 	return NULL;
+}
+
+/*
+ * A response header whose value becomes text (a column, a jsonb string, an
+ * ETag returned to the caller); NULL when absent.  Header bytes are the
+ * server's: 22021 unless valid in the database encoding.
+ */
+const char *
+dc_http_header_text(DcServer *server, DcHttpResponse *resp, const char *name)
+{
+	const char *v = dc_http_header(resp, name);
+
+	if (v != NULL)
+		dc_check_remote_text(v, strlen(v), psprintf("%s header", name),
+							 server->servername);
+	return v;
 }
 
 /*

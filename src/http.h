@@ -60,8 +60,11 @@ extern DcHttpRequest *dc_http_request(DcServer *server, const char *operation,
 extern void dc_http_add_header(DcHttpRequest *req, const char *name, const char *value);
 extern void dc_http_set_json_body(DcHttpRequest *req, const char *json);
 extern const char *dc_http_header(DcHttpResponse *resp, const char *name);
+extern const char *dc_http_header_text(DcServer *server, DcHttpResponse *resp,
+									   const char *name);
 extern char *dc_http_escape(const char *s, bool keep_slash);
 extern char *dc_http_escape_segment(const char *s);
+extern DcServer *dc_http_cleanup_server(DcServer *server);
 
 extern void dc_http_raise_status(DcServer *server, DcHttpRequest *req,
 								 DcHttpResponse *resp, const char *remote_message) pg_attribute_noreturn();

@@ -91,7 +91,7 @@ raise_status(DcServer *server, DcHttpRequest *req, DcHttpResponse *resp,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" is not available on server \"%s\" for %s",
 						model, server->servername, req->operation),
-				 errdetail_internal("%s", remote),
+				 errdetail_internal("%s", dc_remote_excerpt(remote, strlen(remote), 500)),
 				 errhint("Pull the model on the Ollama host (ollama pull %s) or pass another model.",
 						 model)));
 	dc_http_raise_status(server, req, resp, remote);
@@ -105,7 +105,7 @@ raise_reply_error(DcServer *server, const char *operation, const char *remote)
 			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("server \"%s\" reported an error during %s",
 					server->servername, operation),
-			 errdetail_internal("%s", remote)));
+			 errdetail_internal("%s", dc_remote_excerpt(remote, strlen(remote), 500))));
 }
 
 /* Append the string member "key" of obj (if any) to buf; true if present. */

@@ -105,6 +105,8 @@ static const DcOption dc_options[] = {
 	{"format", SVC_S3, ForeignTableRelationId, DC_OPT_ENUM, 0, 0, "raw|jsonl|csv"},
 	{"header", SVC_S3, ForeignTableRelationId, DC_OPT_BOOL},
 	{"delimiter", SVC_S3, ForeignTableRelationId, DC_OPT_TEXT},
+	{"max_record_bytes", SVC_S3, ForeignTableRelationId, DC_OPT_INT, 1, 512 * MiB},
+	{"max_record_bytes", SVC_S3, ForeignServerRelationId, DC_OPT_INT, 1, 512 * MiB},
 
 	/* Redis */
 	{"host", SVC_REDIS, ForeignServerRelationId, DC_OPT_TEXT},

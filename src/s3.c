@@ -252,6 +252,13 @@ static void
 raise_s3_error(DcServer *server, const char *operation, long status,
 			   DcS3Error *e) pg_attribute_noreturn();
 
+/* Remote text of an error document, made safe for a message. */
+static char *
+error_text(const char *s, int maxbytes)
+{
+	return dc_remote_excerpt(s, strlen(s), maxbytes);
+}
+
 /* The error for an S3 <Error>: its Code in the message, its text in detail. */
 static void
 raise_s3_error(DcServer *server, const char *operation, long status, DcS3Error *e)
@@ -263,19 +270,21 @@ raise_s3_error(DcServer *server, const char *operation, long status, DcS3Error *
 	initStringInfo(&detail);
 	if (e->message && e->message[0])
 	{
-		appendStringInfoString(&detail, e->message);
+		appendStringInfoString(&detail, error_text(e->message, 500));
 		if (detail.data[detail.len - 1] != '.')
 			appendStringInfoChar(&detail, '.');
 	}
 	if (e->bucket && e->bucket[0])
-		appendStringInfo(&detail, "%sBucket: %s.", detail.len ? " " : "", e->bucket);
+		appendStringInfo(&detail, "%sBucket: %s.", detail.len ? " " : "",
+						 error_text(e->bucket, 200));
 	if (e->key && e->key[0])
-		appendStringInfo(&detail, "%sKey: %s.", detail.len ? " " : "", e->key);
+		appendStringInfo(&detail, "%sKey: %s.", detail.len ? " " : "",
+						 error_text(e->key, 200));
 
 	ereport(ERROR,
 			(errcode(s3_errcode(e->code, status)),
 			 errmsg("server \"%s\" rejected %s with S3 error %s",
-					server->servername, operation, e->code),
+					server->servername, operation, error_text(e->code, 64)),
 			 detail.len ? errdetail_internal("%s", detail.data) : 0,
 			 auth ? errhint("Check access_key_id and secret_access_key in the user mapping for server \"%s\".",
 							server->servername) : 0));
@@ -349,10 +358,14 @@ put_single(DcServer *server, const char *operation, const char *bucket,
 									   NIL, body ? body : "", len, content_type);
 	DcHttpResponse *resp = execute_ok(server, req);
 
-	return unquote(dc_http_header(resp, "etag"));
+	return unquote(dc_http_header_text(server, resp, "etag"));
 }
 
-/* Best-effort abort of a multipart upload; failure becomes a WARNING. */
+/*
+ * Best-effort abort of a multipart upload; failure becomes a WARNING.  It
+ * runs while an error (often a cancel) is being handled, so it gets the
+ * short bounds of a clean-up request, not the server's timeout_ms.
+ */
 static void
 abort_upload(DcServer *server, const char *operation, const char *bucket,
 			 const char *key, const char *upload_id)
@@ -361,15 +374,16 @@ abort_upload(DcServer *server, const char *operation, const char *bucket,
 
 	PG_TRY();
 	{
+		DcServer   *cleanup = dc_http_cleanup_server(server);
 		DcHttpRequest *req;
 		DcHttpResponse *resp;
 
-		req = dc_s3_request(server, operation, "DELETE", bucket, key,
+		req = dc_s3_request(cleanup, operation, "DELETE", bucket, key,
 							list_make1(dc_sigv4_pair("uploadId", upload_id)),
 							NULL, 0, NULL);
-		resp = dc_http_execute(server, req);
+		resp = dc_http_execute(cleanup, req);
 		if (resp->status >= 300 && resp->status != 404)
-			dc_s3_raise(server, req, resp);
+			dc_s3_raise(cleanup, req, resp);
 	}
 	PG_CATCH();
 	{
@@ -423,7 +437,7 @@ upload_parts(DcServer *server, const char *operation, const char *bucket,
 									   dc_sigv4_pair("uploadId", upload_id)),
 							body + off, n, NULL);
 		resp = execute_ok(server, req);
-		part_etag = dc_http_header(resp, "etag");
+		part_etag = dc_http_header_text(server, resp, "etag");
 		if (part_etag == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
@@ -448,6 +462,8 @@ upload_parts(DcServer *server, const char *operation, const char *bucket,
 								resp->body.len, &e);
 	if (etag == NULL && e.code)
 		raise_s3_error(server, operation, resp->status, &e);
+	if (etag)
+		dc_check_remote_text(etag, strlen(etag), "ETag", server->servername);
 	return etag;
 }
 
@@ -819,10 +835,11 @@ datacore_s3_get_text(PG_FUNCTION_ARGS)
 {
 	const char *op = "s3_get_text";
 	DcServer   *server = dc_get_server(NameStr(*PG_GETARG_NAME(2)), DC_SERVICE_S3, op);
-	bytea	   *b = dc_s3_get(server, op, text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							  text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bytea	   *b = dc_s3_get(server, op, text_to_cstring(PG_GETARG_TEXT_PP(0)), key);
 
-	(void) pg_verifymbstr(VARDATA(b), VARSIZE(b) - VARHDRSZ, false);
+	dc_check_remote_text(VARDATA(b), VARSIZE(b) - VARHDRSZ,
+						 psprintf("content of object \"%s\"", key), server->servername);
 	PG_RETURN_TEXT_P((text *) b);
 }
 
@@ -856,9 +873,9 @@ datacore_s3_head(PG_FUNCTION_ARGS)
 	meta = dc_json_object();
 	if ((v = dc_http_header(resp, "content-length")) != NULL)
 		json_object_set_new(obj, "size", json_integer(strtoll(v, NULL, 10)));
-	if ((v = dc_http_header(resp, "etag")) != NULL)
+	if ((v = dc_http_header_text(server, resp, "etag")) != NULL)
 		json_object_set_new(obj, "etag", json_string(unquote(v)));
-	if ((v = dc_http_header(resp, "last-modified")) != NULL)
+	if ((v = dc_http_header_text(server, resp, "last-modified")) != NULL)
 	{
 		char		buf[MAXDATELEN + 1];
 
@@ -866,14 +883,20 @@ datacore_s3_head(PG_FUNCTION_ARGS)
 						   TIMESTAMPTZOID, NULL);
 		json_object_set_new(obj, "last_modified", json_string(buf));
 	}
-	if ((v = dc_http_header(resp, "content-type")) != NULL)
+	if ((v = dc_http_header_text(server, resp, "content-type")) != NULL)
 		json_object_set_new(obj, "content_type", json_string(v));
 	foreach(lc, resp->headers)
 	{
 		DcHttpHeader *h = lfirst(lc);
 
 		if (strncmp(h->name, "x-amz-meta-", 11) == 0)
+		{
+			dc_check_remote_text(h->name, strlen(h->name), "metadata header name",
+								 server->servername);
+			dc_check_remote_text(h->value, strlen(h->value),
+								 psprintf("%s header", h->name), server->servername);
 			json_object_set_new(meta, h->name + 11, json_string(h->value));
+		}
 	}
 	json_object_set_new(obj, "metadata", meta);
 	PG_RETURN_JSONB_P(dc_json_to_jsonb(obj));

@@ -150,7 +150,8 @@ dc_s3_parse_list(DcServer *server, const char *operation, const char *data,
 	if (!is_elem(root, "ListBucketResult"))
 		bad_reply(server, operation,
 				  psprintf("The object listing has root element <%s>, not <ListBucketResult>.",
-						   (const char *) root->name));
+						   dc_remote_excerpt((const char *) root->name,
+											 strlen((const char *) root->name), 64)));
 
 	page = palloc0(sizeof(DcS3ListPage));
 	for (n = root->children; n; n = n->next)
@@ -168,11 +169,21 @@ dc_s3_parse_list(DcServer *server, const char *operation, const char *data,
 		o->last_modified = child_text(n, "LastModified");
 		if (o->key == NULL || size == NULL)
 			bad_reply(server, operation, "An entry of the object listing has no Key or Size.");
+		/* these become text values (keys, ETags, timestamps) */
+		dc_check_remote_text(o->key, strlen(o->key), "object key in a listing",
+							 server->servername);
+		if (o->etag)
+			dc_check_remote_text(o->etag, strlen(o->etag), "ETag in a listing",
+								 server->servername);
+		if (o->last_modified)
+			dc_check_remote_text(o->last_modified, strlen(o->last_modified),
+								 "LastModified in a listing", server->servername);
 		errno = 0;
 		o->size = strtoll(size, &end, 10);
 		if (errno != 0 || *end != '\0' || end == size || o->size < 0)
 			bad_reply(server, operation,
-					  psprintf("The listing gives object size \"%s\".", size));
+					  psprintf("The listing gives object size \"%s\".",
+							   dc_remote_excerpt(size, strlen(size), 64)));
 		page->objects = lappend(page->objects, o);
 	}
 	trunc = child_text(root, "IsTruncated");

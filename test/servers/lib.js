@@ -8,7 +8,7 @@ const { Writable } = require('node:stream');
 
 const LOG_CAP = 10000;
 const FAULT_MODES = new Set([
-  'delay', 'hang', 'status', 'drop', 'truncate', 'oversize', 'malformed',
+  'delay', 'hang', 'status', 'drop', 'truncate', 'stall', 'oversize', 'malformed',
 ]);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -184,6 +184,7 @@ function validateFault(spec, extraModes = {}) {
   if (spec.path !== undefined && typeof spec.path !== 'string') return 'path must be a string';
   if (spec.mode === 'delay' && !(Number.isFinite(spec.ms) && spec.ms >= 0)) return 'delay needs ms >= 0';
   if (spec.mode === 'status' && !(Number.isInteger(spec.status) && spec.status >= 100 && spec.status <= 599)) return 'status needs an HTTP status';
+  if (spec.mode === 'stall' && spec.bytes !== undefined && !(Number.isInteger(spec.bytes) && spec.bytes >= 0)) return 'bytes must be a non-negative integer';
   if (spec.mode === 'oversize' && spec.bytes !== undefined && !(Number.isInteger(spec.bytes) && spec.bytes > 0)) return 'bytes must be a positive integer';
   return null;
 }
@@ -326,14 +327,20 @@ async function applyFault(opts, fault, ctx) {
     case 'oversize':
       return streamOversize(res, fault.bytes || 64 * 1024 * 1024, '{"response":"', '","done":true}');
     case 'truncate':
-      return truncateAnswer(opts, ctx);
+      return truncateAnswer(opts, ctx, false);
+    case 'stall':
+      return truncateAnswer(opts, ctx, true, fault.bytes);
     default:
       if (opts.faultModes && Object.hasOwn(opts.faultModes, fault.mode)) return opts.faultModes[fault.mode](ctx, fault);
       throw new Error(`unhandled fault ${fault.mode}`);
   }
 }
 
-async function truncateAnswer(opts, ctx) {
+// truncate: the headers and the first half of the normal answer, then the
+// socket is destroyed. stall: the headers and the first `bytes` (default
+// half), then nothing more while the socket stays open (a server hung
+// mid-answer).
+async function truncateAnswer(opts, ctx, stall, bytes) {
   const capture = new CaptureResponse();
   const finished = new Promise((resolve) => capture.on('finish', resolve));
   await opts.handle({ ...ctx, res: capture });
@@ -345,9 +352,11 @@ async function truncateAnswer(opts, ctx) {
   headers['content-length'] = String(Math.max(full.length, 16));
   const res = ctx.res;
   res.writeHead(capture.statusCode, headers);
-  res.write(full.subarray(0, Math.floor(full.length / 2)), () => {
-    setTimeout(() => res.destroy(), 20);
+  const sent = bytes === undefined ? Math.floor(full.length / 2) : Math.min(bytes, full.length);
+  res.write(full.subarray(0, sent), () => {
+    if (!stall) setTimeout(() => res.destroy(), 20);
   });
+  if (stall) await new Promise((resolve) => ctx.req.socket.once('close', resolve));
 }
 
 async function testRoute(opts, state, req, res, rawPath, rawQuery) {

@@ -83,7 +83,9 @@ function sendS3Error(res, method, resource, err, headers = {}) {
     'x-amz-request-id': requestId,
     ...headers,
   });
-  return res.end(body);
+  // a Buffer, not a string: Node would send the headers in the body's
+  // encoding (UTF-8) instead of one byte per character
+  return res.end(Buffer.from(body));
 }
 
 // Percent-decoding of a request path into bytes, as S3 servers do before
@@ -480,6 +482,36 @@ async function handle(ctx) {
   return forward(ctx);
 }
 
+// /_test/objects: many small objects straight into s3rver's store (a test
+// of a scan over thousands of objects need not spend its time uploading),
+// and the removal of a bucket with everything in it.
+const S3Object = require('s3rver/lib/models/object');
+
+async function fillObjects({ res, body }) {
+  let spec;
+  try {
+    spec = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    return sendJson(res, 400, { error: `invalid JSON: ${err.message}` });
+  }
+  const { bucket, prefix = '', count, content = '' } = spec;
+  if (typeof bucket !== 'string' || bucket === '' || !(Number.isInteger(count) && count > 0 && count <= 100000)) {
+    return sendJson(res, 400, { error: 'need bucket (string) and count (1..100000)' });
+  }
+  await s3store.putBucket(bucket);
+  for (let i = 1; i <= count; i += 1) {
+    const text = String(content).replaceAll('{n}', String(i));
+    await s3store.putObject(new S3Object(bucket, `${prefix}${i}`, Buffer.from(text), { 'content-type': 'application/octet-stream' }));
+  }
+  return sendJson(res, 200, { created: count });
+}
+
+async function dropBucket({ res, query }) {
+  if (typeof query.bucket !== 'string' || query.bucket === '') return sendJson(res, 400, { error: 'need ?bucket=' });
+  await s3store.deleteBucket(query.bucket);
+  return sendJson(res, 200, { dropped: query.bucket });
+}
+
 const STATUS_CODES = {
   400: 'InvalidRequest', 403: 'AccessDenied', 404: 'NoSuchKey', 409: 'OperationAborted', 500: 'InternalError', 501: 'NotImplemented', 503: 'SlowDown',
 };
@@ -505,14 +537,19 @@ async function main() {
     maxBody: MAX_BODY,
     logSizeOnly: true,
     handle,
+    testRoutes: { 'POST /_test/objects': fillObjects, 'DELETE /_test/objects': dropBucket },
     onError: (res, err) => (err.limit
       ? sendS3Error(res, 'PUT', '', new S3Error(400, 'EntityTooLarge', `Your proposed upload exceeds the maximum allowed size of this server (${err.limit} bytes).`))
       : sendS3Error(res, 'GET', '', new S3Error(500, 'InternalError', err.message))),
     faultStatus: (res, spec) => {
-      const headers = spec.retry_after !== undefined ? { 'Retry-After': String(spec.retry_after) } : {};
+      // `headers`: extra answer headers, each character sent as one byte (latin1),
+      // so a test can send bytes that are not UTF-8
+      const headers = { ...(spec.headers || {}) };
+      if (spec.retry_after !== undefined) headers['Retry-After'] = String(spec.retry_after);
       if (spec.body !== undefined) {
         return typeof spec.body === 'string'
-          ? (res.writeHead(spec.status, { 'Content-Type': 'application/xml', ...headers }), res.end(spec.body))
+          ? (res.writeHead(spec.status, { 'Content-Type': 'application/xml', ...headers }),
+          res.end(Buffer.from(spec.body, spec.body_encoding === 'latin1' ? 'latin1' : 'utf8')))
           : sendJson(res, spec.status, spec.body, headers);
       }
       // status 200 gives the late CompleteMultipartUpload failure: a 200 whose body is an <Error>.

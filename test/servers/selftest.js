@@ -332,6 +332,18 @@ async function testOllama() {
   await request(port, 'POST', '/_test/fault', {}, JSON.stringify({ mode: 'truncate', times: 1 }));
   r = await request(port, 'POST', '/api/generate', {}, JSON.stringify({ model: 'llama3.2', prompt: 'x', stream: false })).catch((e) => ({ error: e }));
   check('ollama: truncate fault breaks the response', Boolean(r.error));
+  await request(port, 'POST', '/_test/fault', {}, JSON.stringify({ mode: 'stall', bytes: 5, times: 1 }));
+  r = await new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path: '/api/version' }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      // the rest never comes: give up after a while and report what arrived
+      setTimeout(() => { req.destroy(); resolve({ status: res.statusCode, length: res.headers['content-length'], body: Buffer.concat(chunks) }); }, 300);
+    });
+    req.on('error', () => {});
+    req.end();
+  });
+  check('ollama: stall fault sends the headers and 5 bytes, then nothing', r.status === 200 && Number(r.length) > 5 && r.body.length === 5);
   r = await request(port, 'GET', '/_test/log');
   const log = r.body.toString().trim().split('\n').map((l) => JSON.parse(l));
   check('ollama: request log records method, path and JSON body', log[0].seq === 1 && log[0].path === '/api/generate' && log[0].body.prompt === 'hello there');
