@@ -41,6 +41,9 @@ typedef struct RedisModifyState
  * Modifying
  * --------------------------------------------------------------------- */
 
+static void duplicate(RedisModifyState *ms, const char *what, const char *key,
+					  size_t klen) pg_attribute_noreturn();
+
 void
 dcRedisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							   RangeTblEntry *target_rte, Relation target_relation)

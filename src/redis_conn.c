@@ -33,7 +33,6 @@
  */
 #include "postgres.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
