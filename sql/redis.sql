@@ -2,6 +2,14 @@
 \i test/regress/setup.psql
 SET search_path = datacore, public;
 
+-- A server on which a superuser allowed every command, for the test's own
+-- bookkeeping (INFO, CONFIG); the same Redis and ACL user as "redis".
+SELECT format('CREATE SERVER regress_redis_admin FOREIGN DATA WRAPPER datacore_redis OPTIONS (host %L, port %L, allow_dangerous_commands %L)',
+			  '127.0.0.1', port, 'true') FROM dc_test.ports WHERE service = 'redis' \gexec
+SELECT format('CREATE USER MAPPING FOR PUBLIC SERVER regress_redis_admin OPTIONS (user %L, password %L)',
+			  u.value, p.value) FROM dc_test.secrets u, dc_test.secrets p
+ WHERE u.name = 'redis_user' AND p.name = 'redis_password' \gexec
+
 -- Keys of this test live under regress:fn: and are removed at the end.
 SELECT redis_command('{DEL,regress:fn:s,regress:fn:t,regress:fn:n,regress:fn:q,regress:fn:h,regress:fn:b,regress:fn:bad}');
 
@@ -77,9 +85,20 @@ SELECT redis_get('regress:fn:b'::bytea), redis_ttl('regress:fn:b') IS NOT NULL A
 SELECT redis_rpush('regress:fn:bq', '\x0001'::bytea), redis_lpop('regress:fn:bq'::bytea);
 SELECT redis_hset('regress:fn:bh', 'f', '\x00'::bytea), redis_hget('regress:fn:bh'::bytea, 'f'::bytea);
 SELECT redis_del(ARRAY['regress:fn:bh', 'regress:fn:bq']);
--- bytes that are not valid text are refused as text
+-- bytes that are not valid text are refused as text, and so is a NUL byte
 SELECT redis_set('regress:fn:bad', '\xff00'::bytea);
 SELECT redis_get('regress:fn:bad');
+SELECT redis_set('regress:fn:bad', '\x610062'::bytea);
+SELECT redis_get('regress:fn:bad');
+SELECT redis_command('{GET,regress:fn:bad}');
+SELECT redis_hset('regress:fn:bh', 'f', '\xfe'::bytea);
+SELECT redis_hgetall('regress:fn:bh');
+SELECT redis_del('regress:fn:bh');
+-- an error reply goes into the message as a safe excerpt (a script returns
+-- the stored bytes as its error text)
+SELECT redis_set('regress:fn:bad', '\x6f6f7073ff0a01'::bytea);
+SELECT redis_command('{EVAL,"return redis.error_reply(redis.call(''GET'', KEYS[1]))",1,regress:fn:bad}',
+					 'regress_redis_admin');
 
 -- pub/sub: nobody listens
 SELECT redis_publish('regress:fn:channel', 'hello');
@@ -92,20 +111,118 @@ SELECT redis_command('{EXISTS,regress:fn:h}');                    -- integer
 SELECT redis_command('{GET,regress:fn:nope}');                    -- nil
 SELECT redis_command('{HMGET,regress:fn:h,f1,nope}');             -- array with nil
 SELECT redis_command('{SCAN,0,MATCH,regress:fn:h,COUNT,1000}');  -- nested array
--- an error inside EXEC's array becomes {"error": ...}
-SELECT redis_command('{MULTI}');
-SELECT redis_command('{INCR,regress:fn:h}');
-SELECT redis_command('{HGET,regress:fn:h,f2}');
-SELECT redis_command('{EXEC}');
 -- an error reply to the command itself is raised
-SELECT redis_command('{NOSUCHCOMMAND,x}');
 SELECT redis_command('{GET}');
 SELECT redis_command('{}');
 SELECT redis_command('{GET,NULL}');
--- commands that would change the shared connection are refused
+
+-- the fence: commands in the ACL categories @admin, @dangerous, @connection
+-- or @scripting (Redis's own COMMAND INFO) are refused with 42501; the ACL
+-- user of the test allows them all (+@all), so nothing but the fence stops them
+SELECT redis_command('{CONFIG,GET,requirepass}');
+SELECT redis_command('{config,set,dir,/tmp}');
+SELECT redis_command('{MIGRATE,127.0.0.1,1,regress:fn:h,0,1000}');
+SELECT redis_command('{REPLICAOF,127.0.0.1,1}');
+SELECT redis_command('{MODULE,LOAD,/tmp/x.so}');
+SELECT redis_command('{DEBUG,SLEEP,0}');
+SELECT redis_command('{FLUSHALL}');
+SELECT redis_command('{FLUSHDB}');
+SELECT redis_command('{SHUTDOWN}');
+SELECT redis_command('{ACL,SETUSER,evil,on,>pw,+@all}');
+SELECT redis_command('{ACL,LIST}');
+SELECT redis_command('{KEYS,*}');
+SELECT redis_command('{INFO}');
+SELECT redis_command('{WAIT,0,0}');
+-- scripts can call anything the Redis user may run, so @scripting is refused
+SELECT redis_command('{EVAL,"return redis.call(''FLUSHALL'')",0}');
+SELECT redis_command('{FCALL,f,0}');
+SELECT redis_command('{SCRIPT,EXISTS,abc}');
+-- subcommands carry their own categories
+SELECT redis_command('{OBJECT,ENCODING,regress:fn:h}');
+SELECT redis_command('{Config,Help}') -> 0;
+-- names Redis does not know are refused before anything is sent
+SELECT redis_command('{NOSUCHCOMMAND,x}');
+SELECT redis_command('{CONFIG,NOSUCH}');
+-- PING and ECHO are @connection, but only answer
+SELECT redis_command('{PING}'), redis_command('{echo,hi}');
+-- COMMAND INFO is asked once per command name and connection
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
+SELECT count(redis_command(ARRAY['TYPE', 'regress:fn:x' || g])) FROM generate_series(1, 5) g;
+SELECT substring(redis_command('{INFO,commandstats}', 'regress_redis_admin') #>> '{}'
+				 FROM 'cmdstat_command\|info:calls=(\d+)') AS command_info_calls;
+-- a server where a superuser allowed it runs everything but the
+-- connection-state commands
+SELECT redis_command('{CONFIG,GET,maxmemory-policy}', 'regress_redis_admin');
+SELECT redis_command('{SELECT,1}', 'regress_redis_admin');
+-- commands that would change the shared connection are refused, with 0A000
 SELECT redis_command('{SELECT,1}');
 SELECT redis_command('{subscribe,ch}');
 SELECT redis_command('{AUTH,x,y}');
+SELECT redis_command('{CLIENT,SETNAME,x}');
+SELECT redis_command('{HELLO,3}');
+SELECT redis_command('{RESET}');
+SELECT redis_command('{MULTI}');
+SELECT redis_command('{watch,regress:fn:h}');
+SELECT redis_command('{EXEC}');
+SELECT redis_command('{DISCARD}');
+SELECT redis_command('{UNWATCH}');
+
+-- only a superuser may set allow_dangerous_commands true, never in a mapping
+CREATE ROLE regress_redis_owner;
+GRANT USAGE ON FOREIGN DATA WRAPPER datacore_redis TO regress_redis_owner;
+SET ROLE regress_redis_owner;
+CREATE SERVER regress_redis_own FOREIGN DATA WRAPPER datacore_redis
+  OPTIONS (host '127.0.0.1', allow_dangerous_commands 'true');
+CREATE SERVER regress_redis_own FOREIGN DATA WRAPPER datacore_redis
+  OPTIONS (host '127.0.0.1', allow_dangerous_commands 'false');
+CREATE USER MAPPING FOR regress_redis_owner SERVER regress_redis_own
+  OPTIONS (allow_dangerous_commands 'true');
+ALTER SERVER regress_redis_own OPTIONS (SET allow_dangerous_commands 'true');
+RESET ROLE;
+ALTER SERVER regress_redis_own OPTIONS (SET allow_dangerous_commands 'true');
+SET ROLE regress_redis_owner;
+ALTER SERVER regress_redis_own OPTIONS (ADD timeout_ms '1000');
+ALTER SERVER regress_redis_own OPTIONS (SET allow_dangerous_commands 'off');
+RESET ROLE;
+ALTER SERVER regress_redis_own OPTIONS (SET allow_dangerous_commands 'maybe');
+DROP SERVER regress_redis_own;
+REVOKE USAGE ON FOREIGN DATA WRAPPER datacore_redis FROM regress_redis_owner;
+DROP ROLE regress_redis_owner;
+
+-- redis_transaction: MULTI, the commands, EXEC in one round trip; rows of a
+-- two-dimensional array, shorter commands padded with trailing NULLs
+SELECT redis_transaction(ARRAY[['SET', 'regress:fn:n', '5'], ['INCRBY', 'regress:fn:n', '2'],
+							   ['GET', 'regress:fn:n', NULL]]);
+SELECT redis_transaction('{PING}');
+-- an error while executing is part of the result, the rest ran
+SELECT redis_transaction(ARRAY[['INCR', 'regress:fn:h', NULL], ['HGET', 'regress:fn:h', 'f2']]);
+-- an error while queueing discards the whole transaction
+SELECT redis_transaction(ARRAY[['INCR', 'regress:fn:n'], ['GET', NULL]]);
+SELECT redis_transaction(ARRAY[['INCR', 'regress:fn:n', NULL], ['INCR', 'regress:fn:n', 'extra']]);
+SELECT redis_get('regress:fn:n');
+-- every command passes the same fence
+SELECT redis_transaction(ARRAY[['GET', 'regress:fn:n', NULL], ['CONFIG', 'GET', 'requirepass']]);
+SELECT redis_transaction(ARRAY[['GET', 'regress:fn:n'], ['MULTI', NULL]]);
+SELECT redis_transaction(ARRAY[['GET', 'regress:fn:n'], ['EXEC', NULL]]);
+SELECT redis_transaction(ARRAY[['GET', 'regress:fn:n'], ['NOSUCH', NULL]]);
+SELECT redis_transaction('{}');
+SELECT redis_transaction(ARRAY[[NULL, NULL]]::text[]);
+SELECT redis_transaction(ARRAY[['GET', NULL, 'x']]);
+-- no transaction state is left behind: the next call is not queued
+SELECT redis_set('regress:fn:n', '1'), redis_incr('regress:fn:n');
+SELECT redis_del('regress:fn:n');
+
+-- host names are refused: hiredis would resolve them without a timeout
+CREATE SERVER regress_redis_name FOREIGN DATA WRAPPER datacore_redis OPTIONS (host 'localhost');
+CREATE SERVER regress_redis_name FOREIGN DATA WRAPPER datacore_redis OPTIONS (host '');
+CREATE SERVER regress_redis_name FOREIGN DATA WRAPPER datacore_redis OPTIONS (host '::1', port '1');
+ALTER SERVER regress_redis_name OPTIONS (SET host 'redis.example.com');
+SELECT redis_get('k', 'regress_redis_name');
+-- a server from before the check (the validator bypassed here) fails before
+-- any lookup
+UPDATE pg_foreign_server SET srvoptions = '{host=localhost,port=1}' WHERE srvname = 'regress_redis_name';
+SELECT redis_get('k', 'regress_redis_name');
+DROP SERVER regress_redis_name;
 
 -- null arguments
 SELECT redis_set(NULL, 'x');
@@ -176,7 +293,7 @@ SELECT redis_blpop('regress:fn:nope', 0);
 RESET statement_timeout;
 -- the cancelled connection was closed, so Redis holds no blocked client
 SELECT pg_sleep(0.2);
-SELECT substring(redis_command('{INFO,clients}') #>> '{}' FROM 'blocked_clients:(\d+)') AS blocked_clients;
+SELECT substring(redis_command('{INFO,clients}', 'regress_redis_admin') #>> '{}' FROM 'blocked_clients:(\d+)') AS blocked_clients;
 SELECT redis_rpush('regress:fn:q', 'after-cancel'), redis_blpop('regress:fn:q', 0);
 -- the same inside a subtransaction that is rolled back: the session goes on
 SET statement_timeout = '300ms';
@@ -203,7 +320,7 @@ SELECT redis_get('regress:fn:s', 'regress_redis2');
 
 -- clean up
 SELECT redis_command('{DEL,regress:fn:s,regress:fn:t,regress:fn:n,regress:fn:q,regress:fn:h,regress:fn:b,regress:fn:bad}');
-DROP SERVER regress_redis2, regress_redis_down CASCADE;
+DROP SERVER regress_redis2, regress_redis_down, regress_redis_admin CASCADE;
 REVOKE USAGE ON FOREIGN SERVER redis FROM regress_redis_user;
 REVOKE USAGE ON SCHEMA datacore FROM regress_redis_user;
 DROP ROLE regress_redis_user;

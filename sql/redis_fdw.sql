@@ -2,12 +2,20 @@
 \i test/regress/setup.psql
 SET search_path = datacore, public;
 
+-- A server on which a superuser allowed every command, for the bookkeeping
+-- below (INFO, CONFIG RESETSTAT); the same Redis and ACL user as "redis".
+SELECT format('CREATE SERVER regress_redis_admin FOREIGN DATA WRAPPER datacore_redis OPTIONS (host %L, port %L, allow_dangerous_commands %L)',
+			  '127.0.0.1', port, 'true') FROM dc_test.ports WHERE service = 'redis' \gexec
+SELECT format('CREATE USER MAPPING FOR PUBLIC SERVER regress_redis_admin OPTIONS (user %L, password %L)',
+			  u.value, p.value) FROM dc_test.secrets u, dc_test.secrets p
+ WHERE u.name = 'redis_user' AND p.name = 'redis_password' \gexec
+
 -- Which commands reached Redis since the last reset (INFO commandstats),
 -- leaving out the bookkeeping commands themselves.
 CREATE FUNCTION redis_calls() RETURNS TABLE (command text, calls bigint)
 LANGUAGE sql AS $$
 	SELECT m[1], m[2]::bigint
-	FROM regexp_matches(datacore.redis_command('{INFO,commandstats}') #>> '{}',
+	FROM regexp_matches(datacore.redis_command('{INFO,commandstats}', 'regress_redis_admin') #>> '{}',
 						'cmdstat_(\w+):calls=(\d+)', 'g') AS m
 	WHERE m[1] <> 'info'
 	ORDER BY 1
@@ -42,22 +50,22 @@ CREATE FOREIGN TABLE regress_str (key text, value text, ttl interval)
 
 -- a full scan walks the keyspace with SCAN, reading values in pipelined batches;
 -- the hash under the same prefix is skipped by SCAN's TYPE filter
-SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
 SELECT key, value, ttl BETWEEN '59 min' AND '1 hour' AS ttl_hour FROM regress_str ORDER BY key;
 SELECT * FROM redis_calls();
 
 -- key = constant: one GET (and PTTL), no SCAN
 EXPLAIN (COSTS OFF) SELECT * FROM regress_str WHERE key = 'a';
-SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
 SELECT key, value FROM regress_str WHERE key = 'a';
 SELECT * FROM redis_calls();
 
 -- key = ANY(array): only those keys, values only when needed
 EXPLAIN (COSTS OFF) SELECT key, value FROM regress_str WHERE key = ANY ('{a,c,missing}');
-SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
 SELECT key, value FROM regress_str WHERE key = ANY ('{a,c,missing}') ORDER BY key;
 SELECT * FROM redis_calls();
-SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
 SELECT key FROM regress_str WHERE key IN ('b', 'missing');
 SELECT * FROM redis_calls();
 
@@ -74,7 +82,7 @@ SELECT key, value FROM regress_str WHERE key = 'A' COLLATE regress_ci;
 DROP COLLATION regress_ci;
 
 -- count(*) needs only the keys: no GET at all
-SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
 SELECT count(*) FROM regress_str;
 SELECT * FROM redis_calls();
 
@@ -116,7 +124,7 @@ DELETE FROM regress_bin;
 CREATE FOREIGN TABLE regress_many (key text, value int)
   SERVER redis OPTIONS (key_prefix 'regress:many:', scan_count '100');
 INSERT INTO regress_many SELECT 'k' || g, g FROM generate_series(1, 2500) g;
-SELECT redis_command('{CONFIG,RESETSTAT}') AS reset \gset
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
 SELECT count(*), sum(value), min(key), max(key) FROM regress_many;
 -- (one MGET per SCAN page; how many pages SCAN takes depends on the keyspace)
 SELECT command, calls > 10 AS several_round_trips FROM redis_calls();
@@ -132,6 +140,83 @@ SELECT count(*), count(s.value), sum(a.value)
 DELETE FROM regress_many WHERE value > 100;
 SELECT count(*) FROM regress_many;
 DELETE FROM regress_many;
+
+-- a caught error inside a loop over a scan does not kill the scan: the
+-- subtransaction that aborts closes only the requests it sent itself, and
+-- with scan_count 1 the scan's next batch is in flight at every row
+CREATE FOREIGN TABLE regress_sub (key text, value int)
+  SERVER redis OPTIONS (key_prefix 'regress:sub:', scan_count '1');
+INSERT INTO regress_sub SELECT 'k' || g, g FROM generate_series(1, 40) g;
+CREATE FUNCTION regress_connections() RETURNS int LANGUAGE sql AS $$
+	SELECT substring(datacore.redis_command('{INFO,stats}', 'regress_redis_admin') #>> '{}'
+					 FROM 'total_connections_received:(\d+)')::int
+$$;
+SELECT regress_connections() AS conns \gset
+DO $$
+DECLARE
+	r record;
+	n int := 0;
+	total int := 0;
+BEGIN
+	FOR r IN SELECT * FROM datacore.regress_sub LOOP
+		BEGIN
+			PERFORM 1 / 0;
+		EXCEPTION WHEN division_by_zero THEN
+			NULL;
+		END;
+		n := n + 1;
+		total := total + r.value;
+	END LOOP;
+	RAISE NOTICE 'rows: %, sum: %', n, total;
+END $$;
+SELECT regress_connections() - :conns AS new_connections;
+-- the same with a Redis call in the subtransaction, on the scan's connection
+DO $$
+DECLARE
+	r record;
+	n int := 0;
+BEGIN
+	FOR r IN SELECT * FROM datacore.regress_sub LOOP
+		BEGIN
+			PERFORM datacore.redis_get('regress:sub:k1');
+			PERFORM 1 / 0;
+		EXCEPTION WHEN division_by_zero THEN
+			NULL;
+		END;
+		n := n + 1;
+	END LOOP;
+	RAISE NOTICE 'rows: %', n;
+END $$;
+SELECT regress_connections() - :conns AS new_connections;
+-- but a scan started inside the subtransaction that fails loses its
+-- connection: its next batch was in flight, nobody will read it
+DO $$
+DECLARE
+	r record;
+BEGIN
+	BEGIN
+		FOR r IN SELECT * FROM datacore.regress_sub LOOP
+			PERFORM 1 / 0;
+		END LOOP;
+	EXCEPTION WHEN division_by_zero THEN
+		RAISE NOTICE 'caught';
+	END;
+	RAISE NOTICE 'then: %', datacore.redis_get('regress:sub:k2');
+END $$;
+SELECT regress_connections() - :conns AS new_connections;
+DELETE FROM regress_sub;
+DROP FUNCTION regress_connections();
+DROP FOREIGN TABLE regress_sub;
+
+-- remote bytes are checked before they become text: a value, a key, a field
+SELECT redis_set('regress:t:badv'::bytea, '\x61ff'::bytea);
+SELECT key, value FROM regress_str WHERE key = 'badv';
+SELECT key, value FROM regress_str;
+SELECT redis_set('regress:t:badv'::bytea, 'ok'::bytea), redis_set('regress:t:bad\000k'::bytea, 'ok'::bytea);
+SELECT key FROM regress_str;
+SELECT redis_del('regress:t:badv'),
+       redis_command('{EVAL,"return redis.call(''DEL'', KEYS[1] .. ''\\0k'')",1,regress:t:bad}',
+					 'regress_redis_admin') AS nul_key_deleted;
 
 -- ------------------------------------------------------------------ hashes
 CREATE FOREIGN TABLE regress_hash (key text, field text, value text, ttl interval)
@@ -225,3 +310,4 @@ REVOKE USAGE ON FOREIGN SERVER redis FROM regress_redis_reader;
 REVOKE USAGE ON SCHEMA datacore FROM regress_redis_reader;
 DROP ROLE regress_redis_reader;
 DROP FUNCTION redis_calls();
+DROP SERVER regress_redis_admin CASCADE;

@@ -69,6 +69,7 @@ extern int64 dc_option_int64(DcServer *server, const char *name, int64 defval);
 extern bool dc_option_bool(DcServer *server, const char *name, bool defval);
 extern const char *dc_option_from_list(List *options, const char *name);
 extern void dc_check_option_list(DcService service, List *options, Oid catalog);
+extern void dc_check_redis_host(const char *host);
 
 /* in remote.c: remote bytes that become text */
 extern void dc_check_remote_text(const char *s, int len, const char *what,

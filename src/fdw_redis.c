@@ -34,7 +34,6 @@
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/foreign.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
@@ -42,13 +41,13 @@
 #include "optimizer/restrictinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#include "json.h"
 #include "fdw_redis.h"
 #include "redis.h"
 
@@ -248,11 +247,15 @@ dc_rfdw_make_conv(Relation rel)
 	return conv;
 }
 
-/* A Redis string as a Datum of column attno. */
+/*
+ * A Redis string as a Datum of column attno; text is checked against the
+ * database encoding first ("what" names it in the error).
+ */
 static Datum
-to_datum(ColConv *conv, AttrNumber attno, const char *data, size_t len)
+to_datum(RedisScanState *st, AttrNumber attno, const char *what,
+		 const char *data, size_t len)
 {
-	ColConv    *c = &conv[attno - 1];
+	ColConv    *c = &st->conv[attno - 1];
 
 	if (c->typid == BYTEAOID)
 	{
@@ -262,7 +265,7 @@ to_datum(ColConv *conv, AttrNumber attno, const char *data, size_t len)
 		memcpy(VARDATA(b), data, len);
 		return PointerGetDatum(b);
 	}
-	pg_verify_mbstr(GetDatabaseEncoding(), data, len, false);
+	dc_check_remote_text(data, (int) len, what, st->server->servername);
 	if (c->typid == TEXTOID)
 		return PointerGetDatum(cstring_to_text_with_len(data, len));
 	return InputFunctionCall(&c->in, pnstrdup(data, len), c->ioparam, c->typmod);
@@ -677,45 +680,47 @@ read_cmd(RedisScanState *st, const char *key, size_t len)
 	return cmd;
 }
 
+/* An array reply of strings, a multiple of step long. */
 static void
 check_array(RedisScanState *st, redisReply *r, int step)
 {
+	size_t		i;
+
 	if (r->type != REDIS_REPLY_ARRAY || r->elements % step != 0)
 		dc_redis_unexpected(st->server, "a scan of a redis foreign table", r);
+	for (i = 0; i < r->elements; i++)
+		if (r->element[i]->type != REDIS_REPLY_STRING)
+			dc_redis_unexpected(st->server, "a scan of a redis foreign table", r->element[i]);
 }
 
 /*
- * An HGETALL reply as a jsonb object of strings, built directly (no JSON
- * text in between: this is the hot path of a whole-hash scan).
+ * An HGETALL reply as the text of a JSON object of strings, members in
+ * Redis's order (a json column keeps its text as built).
  */
-static Datum
-hash_to_jsonb(redisReply *reply)
+static char *
+hash_to_json_text(RedisScanState *st, redisReply *reply)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue *result;
+	StringInfoData buf;
 	size_t		i;
 
-	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
 	for (i = 0; i < reply->elements; i += 2)
 	{
 		redisReply *f = reply->element[i];
 		redisReply *v = reply->element[i + 1];
-		JsonbValue	jk,
-					jv;
 
-		pg_verify_mbstr(GetDatabaseEncoding(), f->str, f->len, false);
-		pg_verify_mbstr(GetDatabaseEncoding(), v->str, v->len, false);
-		jk.type = jbvString;
-		jk.val.string.val = f->str;
-		jk.val.string.len = f->len;
-		jv.type = jbvString;
-		jv.val.string.val = v->str;
-		jv.val.string.len = v->len;
-		pushJsonbValue(&state, WJB_KEY, &jk);
-		pushJsonbValue(&state, WJB_VALUE, &jv);
+		/* checked first: escape_json stops at a NUL byte */
+		dc_check_remote_text(f->str, (int) f->len, "redis hash field", st->server->servername);
+		dc_check_remote_text(v->str, (int) v->len, "redis hash value", st->server->servername);
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, f->str);
+		appendStringInfoChar(&buf, ':');
+		escape_json(&buf, v->str);
 	}
-	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbPGetDatum(JsonbValueToJsonb(result));
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
 }
 
 /*
@@ -744,13 +749,11 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 			(value->type == REDIS_REPLY_ARRAY && value->elements == 0))
 			return;
 	}
-	values[info->key_att - 1] = to_datum(st->conv, info->key_att, key + plen, keylen - plen);
+	values[info->key_att - 1] = to_datum(st, info->key_att, "redis key", key + plen, keylen - plen);
 	nulls[info->key_att - 1] = false;
 	if (ttl && info->ttl_att)
 	{
-		if (ttl->type == REDIS_REPLY_ERROR)
-			dc_redis_raise_reply(st->server, op, ttl);
-		if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer >= 0)
+		if (dc_redis_reply_integer(st->server, op, ttl) >= 0)
 		{
 			Interval   *iv = palloc0(sizeof(Interval));
 
@@ -758,7 +761,7 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 			values[info->ttl_att - 1] = IntervalPGetDatum(iv);
 			nulls[info->ttl_att - 1] = false;
 		}
-		else if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2)
+		else if (ttl->integer == -2)
 			return;				/* expired meanwhile */
 	}
 
@@ -775,7 +778,7 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 				dc_redis_unexpected(st->server, op, value);
 			if (info->value_att)
 			{
-				values[info->value_att - 1] = to_datum(st->conv, info->value_att,
+				values[info->value_att - 1] = to_datum(st, info->value_att, "redis value",
 													   value->str, value->len);
 				nulls[info->value_att - 1] = false;
 			}
@@ -786,30 +789,19 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 			if (info->whole_hash && info->value_att &&
 				st->conv[info->value_att - 1].typid == JSONBOID)
 			{
-				values[info->value_att - 1] = hash_to_jsonb(value);
+				values[info->value_att - 1] = JsonbPGetDatum(dc_redis_hash_jsonb(st->server, op, value));
 				nulls[info->value_att - 1] = false;
 				add_row(st, values, nulls);
 				break;
 			}
 			if (info->whole_hash)
 			{
-				json_t	   *obj = dc_json_object();
-
-				for (i = 0; i < value->elements; i += 2)
-				{
-					redisReply *f = value->element[i];
-					redisReply *v = value->element[i + 1];
-
-					pg_verify_mbstr(PG_UTF8, f->str, f->len, false);
-					pg_verify_mbstr(PG_UTF8, v->str, v->len, false);
-					json_object_set_new(obj, pnstrdup(f->str, f->len),
-										json_stringn(v->str, v->len));
-				}
 				if (info->value_att)
 				{
-					char	   *s = dc_json_dumps(obj);
+					char	   *s = hash_to_json_text(st, value);
 
-					values[info->value_att - 1] = to_datum(st->conv, info->value_att, s, strlen(s));
+					values[info->value_att - 1] = to_datum(st, info->value_att, "redis hash",
+														   s, strlen(s));
 					nulls[info->value_att - 1] = false;
 				}
 				add_row(st, values, nulls);
@@ -820,11 +812,13 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 				redisReply *f = value->element[i];
 				redisReply *v = value->element[i + 1];
 
-				values[info->field_att - 1] = to_datum(st->conv, info->field_att, f->str, f->len);
+				values[info->field_att - 1] = to_datum(st, info->field_att, "redis hash field",
+													   f->str, f->len);
 				nulls[info->field_att - 1] = false;
 				if (info->value_att)
 				{
-					values[info->value_att - 1] = to_datum(st->conv, info->value_att, v->str, v->len);
+					values[info->value_att - 1] = to_datum(st, info->value_att, "redis hash value",
+														   v->str, v->len);
 					nulls[info->value_att - 1] = false;
 				}
 				add_row(st, values, nulls);
@@ -840,7 +834,9 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 
 				if (att)
 				{
-					values[att - 1] = to_datum(st->conv, att, e->str, e->len);
+					values[att - 1] = to_datum(st, att, info->type == TT_LIST ?
+											   "redis list element" : "redis set member",
+											   e->str, e->len);
 					nulls[att - 1] = false;
 				}
 				add_row(st, values, nulls);
@@ -855,12 +851,14 @@ key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *value,
 
 				if (info->member_att)
 				{
-					values[info->member_att - 1] = to_datum(st->conv, info->member_att, m->str, m->len);
+					values[info->member_att - 1] = to_datum(st, info->member_att, "redis sorted set member",
+															m->str, m->len);
 					nulls[info->member_att - 1] = false;
 				}
 				if (info->score_att)
 				{
-					values[info->score_att - 1] = to_datum(st->conv, info->score_att, s->str, s->len);
+					values[info->score_att - 1] = to_datum(st, info->score_att, "redis score",
+														   s->str, s->len);
 					nulls[info->score_att - 1] = false;
 				}
 				add_row(st, values, nulls);
@@ -1070,15 +1068,20 @@ fetch_batch(RedisScanState *st)
 		{
 			redisReply *t = replies[ncmds++];
 
-			if (t->type == REDIS_REPLY_STATUS && strcmp(t->str, "none") == 0)
+			dc_redis_check_reply(st->server, op, t);
+			if (t->type != REDIS_REPLY_STATUS)
+				dc_redis_unexpected(st->server, op, t);
+			if (strcmp(t->str, "none") == 0)
 				continue;
-			if (t->type == REDIS_REPLY_STATUS && strcmp(t->str, type_names[st->info.type]) != 0)
+			if (strcmp(t->str, type_names[st->info.type]) != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						 errmsg("redis server \"%s\" rejected %s: WRONGTYPE, the key holds another kind of value",
 								st->server->servername, op),
 						 errdetail_internal("Key \"%s\" is a %s, the table reads %s keys.",
-											b->keys[i], t->str, type_names[st->info.type])));
+											dc_remote_excerpt(b->keys[i], (int) b->key_len[i], 200),
+											dc_remote_excerpt(t->str, (int) t->len, 40),
+											type_names[st->info.type])));
 		}
 		if (mget)
 			value = mget->element[i];

@@ -41,6 +41,9 @@ typedef struct RedisModifyState
  * Modifying
  * --------------------------------------------------------------------- */
 
+static void duplicate(RedisModifyState *ms, const char *what, const char *key,
+					  size_t klen) pg_attribute_noreturn();
+
 void
 dcRedisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							   RangeTblEntry *target_rte, Relation target_relation)
@@ -133,19 +136,29 @@ elem_att(TableInfo *info)
 	}
 }
 
-static redisReply *
-run1(RedisModifyState *ms, DcRedisCmd *cmd, const char *op)
+/*
+ * Run one command whose reply must be an integer (run_int) or OK (run_ok):
+ * any other reply, a status QUEUED say, is an error, never a success.
+ */
+static int64
+run_int(RedisModifyState *ms, DcRedisCmd *cmd, const char *op)
 {
-	return dc_redis_run(ms->server, op, cmd);
+	return dc_redis_reply_integer(ms->server, op, dc_redis_run(ms->server, op, cmd));
 }
 
 static void
-duplicate(RedisModifyState *ms, const char *what, const char *key)
+run_ok(RedisModifyState *ms, DcRedisCmd *cmd, const char *op)
+{
+	dc_redis_reply_ok(ms->server, op, dc_redis_run(ms->server, op, cmd));
+}
+
+static void
+duplicate(RedisModifyState *ms, const char *what, const char *key, size_t klen)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("%s already exists in redis server \"%s\"", what, ms->server->servername),
-			 errdetail_internal("Key: %s", key),
+			 errdetail_internal("Key: %s", dc_remote_excerpt(key, (int) klen, 200)),
 			 errhint("INSERT and key changes never overwrite an existing entry; delete it first.")));
 }
 
@@ -179,7 +192,7 @@ apply_ttl(RedisModifyState *ms, const char *op, const char *key, size_t klen,
 		dc_redis_arg(cmd, key, klen);
 		dc_redis_arg_int64(cmd, (int64) ms_ttl);
 	}
-	run1(ms, cmd, op);
+	(void) run_int(ms, cmd, op);
 }
 
 /* Insert one element (hash field, list value, set/zset member). */
@@ -192,7 +205,6 @@ insert_elem(RedisModifyState *ms, const char *op, const char *key, size_t klen,
 				xlen;
 	char	   *elem = col_bytes(ms, values, nulls, elem_att(info), &elen, false);
 	DcRedisCmd *cmd;
-	redisReply *r;
 
 	switch (info->type)
 	{
@@ -205,23 +217,21 @@ insert_elem(RedisModifyState *ms, const char *op, const char *key, size_t klen,
 
 				dc_redis_arg(cmd, v, xlen);
 			}
-			r = run1(ms, cmd, op);
-			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-				duplicate(ms, "hash field", key);
+			if (run_int(ms, cmd, op) == 0)
+				duplicate(ms, "hash field", key, klen);
 			break;
 		case TT_LIST:
 			cmd = dc_redis_cmd("RPUSH");
 			dc_redis_arg(cmd, key, klen);
 			dc_redis_arg(cmd, elem, elen);
-			run1(ms, cmd, op);
+			(void) run_int(ms, cmd, op);
 			break;
 		case TT_SET:
 			cmd = dc_redis_cmd("SADD");
 			dc_redis_arg(cmd, key, klen);
 			dc_redis_arg(cmd, elem, elen);
-			r = run1(ms, cmd, op);
-			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-				duplicate(ms, "set member", key);
+			if (run_int(ms, cmd, op) == 0)
+				duplicate(ms, "set member", key, klen);
 			break;
 		default:
 			cmd = dc_redis_cmd("ZADD");
@@ -233,9 +243,8 @@ insert_elem(RedisModifyState *ms, const char *op, const char *key, size_t klen,
 				dc_redis_arg(cmd, s, xlen);
 			}
 			dc_redis_arg(cmd, elem, elen);
-			r = run1(ms, cmd, op);
-			if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-				duplicate(ms, "sorted set member", key);
+			if (run_int(ms, cmd, op) == 0)
+				duplicate(ms, "sorted set member", key, klen);
 			break;
 	}
 }
@@ -267,7 +276,7 @@ delete_elem(RedisModifyState *ms, const char *op, const char *key, size_t klen,
 	if (ms->info.type == TT_LIST)
 		dc_redis_arg_str(cmd, "1");
 	dc_redis_arg(cmd, elem, elen);
-	run1(ms, cmd, op);
+	(void) run_int(ms, cmd, op);
 }
 
 /* HSET of a whole hash from a json object (DEL first when replacing). */
@@ -307,11 +316,11 @@ write_whole_hash(RedisModifyState *ms, const char *op, const char *key, size_t k
 	{
 		/* MULTI/EXEC would be atomic; a pipeline keeps it to one trip */
 		dc_redis_pipeline(ms->server, op, 2, cmds, replies);
-		dc_redis_check_reply(ms->server, op, replies[0]);
-		dc_redis_check_reply(ms->server, op, replies[1]);
+		(void) dc_redis_reply_integer(ms->server, op, replies[0]);
+		(void) dc_redis_reply_integer(ms->server, op, replies[1]);
 	}
 	else
-		run1(ms, cmds[1], op);
+		(void) run_int(ms, cmds[1], op);
 }
 
 TupleTableSlot *
@@ -340,9 +349,11 @@ dcRedisExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 				dc_redis_arg(cmd, key, klen);
 				dc_redis_arg(cmd, v, vlen);
 				dc_redis_arg_str(cmd, "NX");
-				r = run1(ms, cmd, op);
+				r = dc_redis_run(ms->server, op, cmd);
+				/* nil: NX found the key */
 				if (r->type == REDIS_REPLY_NIL)
-					duplicate(ms, "key", key);
+					duplicate(ms, "key", key, klen);
+				dc_redis_reply_ok(ms->server, op, r);
 				break;
 			}
 		case TT_HASH:
@@ -350,8 +361,8 @@ dcRedisExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 			{
 				cmd = dc_redis_cmd("EXISTS");
 				dc_redis_arg(cmd, key, klen);
-				if (run1(ms, cmd, op)->integer > 0)
-					duplicate(ms, "key", key);
+				if (run_int(ms, cmd, op) > 0)
+					duplicate(ms, "key", key, klen);
 				write_whole_hash(ms, op, key, klen, slot->tts_values, slot->tts_isnull, false);
 				break;
 			}
@@ -425,8 +436,8 @@ dcRedisExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 			cmd = dc_redis_cmd("RENAMENX");
 			dc_redis_arg(cmd, okey, oklen);
 			dc_redis_arg(cmd, nkey, nklen);
-			if (run1(ms, cmd, op)->integer == 0)
-				duplicate(ms, "key", nkey);
+			if (run_int(ms, cmd, op) == 0)
+				duplicate(ms, "key", nkey, nklen);
 		}
 		if (ms->info.whole_hash)
 			write_whole_hash(ms, op, nkey, nklen, nv, nn, true);
@@ -439,7 +450,7 @@ dcRedisExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 			dc_redis_arg(cmd, nkey, nklen);
 			dc_redis_arg(cmd, v, vlen);
 			dc_redis_arg_str(cmd, "KEEPTTL");
-			run1(ms, cmd, op);
+			run_ok(ms, cmd, op);
 		}
 	}
 	else
@@ -471,7 +482,7 @@ dcRedisExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 					dc_redis_arg(cmd, x, xlen);
 					dc_redis_arg(cmd, ne, nelen);
 				}
-				run1(ms, cmd, op);
+				(void) run_int(ms, cmd, op);
 			}
 		}
 		else
@@ -509,7 +520,7 @@ dcRedisExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		DcRedisCmd *cmd = dc_redis_cmd("DEL");
 
 		dc_redis_arg(cmd, key, klen);
-		if (run1(ms, cmd, op)->integer == 0)
+		if (run_int(ms, cmd, op) == 0)
 		{
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(ms->temp_cxt);

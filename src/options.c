@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 
 #include "access/htup_details.h"
@@ -45,7 +46,9 @@ typedef enum DcOptKind
 	DC_OPT_INT,					/* integer in [min, max] */
 	DC_OPT_BOOL,
 	DC_OPT_ENUM,				/* one of a '|'-separated list */
-	DC_OPT_SECRET				/* any string; only on user mappings */
+	DC_OPT_SECRET,				/* any string; only on user mappings */
+	DC_OPT_ADDRESS,				/* an IPv4 or IPv6 address, no host name */
+	DC_OPT_SUPERUSER_BOOL		/* boolean that only a superuser may set true */
 } DcOptKind;
 
 #define SVC_OLLAMA	(1 << DC_SERVICE_OLLAMA)
@@ -109,9 +112,10 @@ static const DcOption dc_options[] = {
 	{"max_record_bytes", SVC_S3, ForeignServerRelationId, DC_OPT_INT, 1, 512 * MiB},
 
 	/* Redis */
-	{"host", SVC_REDIS, ForeignServerRelationId, DC_OPT_TEXT},
+	{"host", SVC_REDIS, ForeignServerRelationId, DC_OPT_ADDRESS},
 	{"port", SVC_REDIS, ForeignServerRelationId, DC_OPT_INT, 1, 65535},
 	{"db", SVC_REDIS, ForeignServerRelationId, DC_OPT_INT, 0, 1000},
+	{"allow_dangerous_commands", SVC_REDIS, ForeignServerRelationId, DC_OPT_SUPERUSER_BOOL},
 	{"user", SVC_REDIS, UserMappingRelationId, DC_OPT_SECRET},
 	{"password", SVC_REDIS, UserMappingRelationId, DC_OPT_SECRET},
 	{"table_type", SVC_REDIS, ForeignTableRelationId, DC_OPT_ENUM, 0, 0, "string|hash|list|set|zset"},
@@ -284,6 +288,26 @@ check_url(const char *name, const char *value)
 				 errhint("Put credentials in a user mapping, which other roles cannot read.")));
 }
 
+/*
+ * A Redis host must be an IP address: hiredis resolves a name with a
+ * blocking getaddrinfo() that no timeout bounds and no cancel interrupts.
+ * Used by the validator and again when connecting (a server created
+ * before this check).
+ */
+void
+dc_check_redis_host(const char *host)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid value for option \"host\": \"%s\"", host),
+			 errdetail("Redis servers are reached by IP address only: resolving a host name would block the backend beyond connect_timeout_ms and ignore a cancel."),
+			 errhint("Give the address, for example host '127.0.0.1' or host '::1'; \"getent hosts NAME\" shows the addresses of a name.")));
+}
+
 static void
 check_value(const DcOption *opt, DefElem *def)
 {
@@ -338,6 +362,23 @@ check_value(const DcOption *opt, DefElem *def)
 				break;
 			}
 		case DC_OPT_SECRET:
+			break;
+		case DC_OPT_ADDRESS:
+			dc_check_redis_host(value);
+			break;
+		case DC_OPT_SUPERUSER_BOOL:
+
+			/*
+			 * ALTER SERVER hands us the whole new list, so a non-superuser
+			 * cannot change any option of a server where this is on; he may
+			 * turn it off (as postgres_fdw's password_required).
+			 */
+			if (defGetBoolean(def) && !superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only superusers may set option \"%s\" to true", opt->name),
+						 errdetail("The option lets every role with USAGE on the server run administrative commands."),
+						 errhint("Servers on which the option is true may only be altered by a superuser.")));
 			break;
 	}
 }

@@ -17,7 +17,6 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -79,10 +78,9 @@ interval_ms(Interval *iv, const char *what)
 
 /* A bulk reply as text, checked against the database encoding. */
 static text *
-reply_text(redisReply *reply)
+reply_text(DcServer *server, redisReply *reply)
 {
-	pg_verify_mbstr(GetDatabaseEncoding(), reply->str, reply->len, false);
-	return cstring_to_text_with_len(reply->str, reply->len);
+	return dc_redis_reply_text(server, "redis value", reply);
 }
 
 static bytea *
@@ -93,14 +91,6 @@ reply_bytea(redisReply *reply)
 	SET_VARSIZE(result, VARHDRSZ + reply->len);
 	memcpy(VARDATA(result), reply->str, reply->len);
 	return result;
-}
-
-static int64
-reply_integer(DcServer *server, const char *op, redisReply *reply)
-{
-	if (reply->type != REDIS_REPLY_INTEGER)
-		dc_redis_unexpected(server, op, reply);
-	return reply->integer;
 }
 
 /* A bulk-or-nil reply: true when it holds a value. */
@@ -114,39 +104,11 @@ reply_is_value(DcServer *server, const char *op, redisReply *reply)
 	return true;
 }
 
-/*
- * Any reply as JSON: nil → null, integer → number, status and bulk →
- * string, array → array (recursively), and an error nested in an array
- * (EXEC results) → {"error": "..."}.
- */
-static json_t *
-reply_to_json(redisReply *reply)
+/* Run one command whose reply must be an integer. */
+static int64
+run_integer(DcServer *server, const char *op, DcRedisCmd *cmd)
 {
-	json_t	   *result;
-	size_t		i;
-
-	switch (reply->type)
-	{
-		case REDIS_REPLY_NIL:
-			return json_null();
-		case REDIS_REPLY_INTEGER:
-			return json_integer(reply->integer);
-		case REDIS_REPLY_STRING:
-		case REDIS_REPLY_STATUS:
-			pg_verify_mbstr(PG_UTF8, reply->str, reply->len, false);
-			return json_stringn(reply->str, reply->len);
-		case REDIS_REPLY_ERROR:
-			pg_verify_mbstr(PG_UTF8, reply->str, reply->len, false);
-			result = dc_json_object();
-			json_object_set_new(result, "error", json_stringn(reply->str, reply->len));
-			return result;
-		case REDIS_REPLY_ARRAY:
-			result = json_array();
-			for (i = 0; i < reply->elements; i++)
-				json_array_append_new(result, reply_to_json(reply->element[i]));
-			return result;
-	}
-	return json_null();
+	return dc_redis_reply_integer(server, op, dc_redis_run(server, op, cmd));
 }
 
 /* ---------------------------------------------------------------------
@@ -168,7 +130,7 @@ get_value(FunctionCallInfo fcinfo, bool binary)
 		PG_RETURN_NULL();
 	if (binary)
 		PG_RETURN_BYTEA_P(reply_bytea(reply));
-	PG_RETURN_TEXT_P(reply_text(reply));
+	PG_RETURN_TEXT_P(reply_text(server, reply));
 }
 
 PG_FUNCTION_INFO_V1(datacore_redis_get);
@@ -198,6 +160,7 @@ datacore_redis_set(PG_FUNCTION_ARGS)
 	DcServer   *server = server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("SET");
 	redisReply *reply;
+	bool		nx = false;
 
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 0, "key"));
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 1, "value"));
@@ -207,9 +170,16 @@ datacore_redis_set(PG_FUNCTION_ARGS)
 		dc_redis_arg_int64(cmd, interval_ms(PG_GETARG_INTERVAL_P(2), "ttl"));
 	}
 	if (!PG_ARGISNULL(3) && PG_GETARG_BOOL(3))
+	{
 		dc_redis_arg_str(cmd, "NX");
+		nx = true;
+	}
 	reply = dc_redis_run(server, op, cmd);
-	PG_RETURN_BOOL(reply->type == REDIS_REPLY_STATUS);
+	/* nil means NX found the key; only OK is a success */
+	if (nx && reply->type == REDIS_REPLY_NIL)
+		PG_RETURN_BOOL(false);
+	dc_redis_reply_ok(server, op, reply);
+	PG_RETURN_BOOL(true);
 }
 
 /* DEL of one key or of an array of keys → number of keys removed. */
@@ -243,7 +213,7 @@ datacore_redis_del(PG_FUNCTION_ARGS)
 	}
 	else
 		dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
-	PG_RETURN_INT64(reply_integer(server, op, dc_redis_run(server, op, cmd)));
+	PG_RETURN_INT64(run_integer(server, op, cmd));
 }
 
 PG_FUNCTION_INFO_V1(datacore_redis_exists);
@@ -255,7 +225,7 @@ datacore_redis_exists(PG_FUNCTION_ARGS)
 	DcRedisCmd *cmd = dc_redis_cmd("EXISTS");
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
-	PG_RETURN_BOOL(reply_integer(server, op, dc_redis_run(server, op, cmd)) > 0);
+	PG_RETURN_BOOL(run_integer(server, op, cmd) > 0);
 }
 
 /* INCRBY → the new value. */
@@ -269,7 +239,7 @@ datacore_redis_incr(PG_FUNCTION_ARGS)
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
 	dc_redis_arg_int64(cmd, PG_GETARG_INT64(1));
-	PG_RETURN_INT64(reply_integer(server, op, dc_redis_run(server, op, cmd)));
+	PG_RETURN_INT64(run_integer(server, op, cmd));
 }
 
 /* PEXPIRE → false when the key does not exist. */
@@ -283,7 +253,7 @@ datacore_redis_expire(PG_FUNCTION_ARGS)
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
 	dc_redis_arg_int64(cmd, interval_ms(PG_GETARG_INTERVAL_P(1), "ttl"));
-	PG_RETURN_BOOL(reply_integer(server, op, dc_redis_run(server, op, cmd)) == 1);
+	PG_RETURN_BOOL(run_integer(server, op, cmd) == 1);
 }
 
 /* PTTL as an interval; NULL when the key is missing or never expires. */
@@ -298,7 +268,7 @@ datacore_redis_ttl(PG_FUNCTION_ARGS)
 	Interval   *result;
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
-	ms = reply_integer(server, op, dc_redis_run(server, op, cmd));
+	ms = run_integer(server, op, cmd);
 	if (ms < 0)
 		PG_RETURN_NULL();
 	result = palloc0(sizeof(Interval));
@@ -345,7 +315,7 @@ push(FunctionCallInfo fcinfo, const char *command, const char *op)
 	}
 	else
 		dc_redis_arg_text(cmd, arg_varlena(fcinfo, 1, "value"));
-	PG_RETURN_INT64(reply_integer(server, op, dc_redis_run(server, op, cmd)));
+	PG_RETURN_INT64(run_integer(server, op, cmd));
 }
 
 PG_FUNCTION_INFO_V1(datacore_redis_lpush);
@@ -376,7 +346,7 @@ pop(FunctionCallInfo fcinfo, const char *command, const char *op)
 		PG_RETURN_NULL();
 	if (get_fn_expr_argtype(fcinfo->flinfo, 0) == BYTEAOID)
 		PG_RETURN_BYTEA_P(reply_bytea(reply));
-	PG_RETURN_TEXT_P(reply_text(reply));
+	PG_RETURN_TEXT_P(reply_text(server, reply));
 }
 
 PG_FUNCTION_INFO_V1(datacore_redis_lpop);
@@ -423,7 +393,7 @@ datacore_redis_blpop(PG_FUNCTION_ARGS)
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 		reply->element[1]->type != REDIS_REPLY_STRING)
 		dc_redis_unexpected(server, op, reply);
-	PG_RETURN_TEXT_P(reply_text(reply->element[1]));
+	PG_RETURN_TEXT_P(reply_text(server, reply->element[1]));
 }
 
 /* ---------------------------------------------------------------------
@@ -442,7 +412,7 @@ datacore_redis_hset(PG_FUNCTION_ARGS)
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 0, "key"));
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 1, "field"));
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 2, "value"));
-	PG_RETURN_BOOL(reply_integer(server, op, dc_redis_run(server, op, cmd)) > 0);
+	PG_RETURN_BOOL(run_integer(server, op, cmd) > 0);
 }
 
 /*
@@ -477,7 +447,7 @@ datacore_redis_hset_jsonb(PG_FUNCTION_ARGS)
 		else
 			dc_redis_arg_str(cmd, dc_json_dumps(value));
 	}
-	PG_RETURN_INT64(reply_integer(server, op, dc_redis_run(server, op, cmd)));
+	PG_RETURN_INT64(run_integer(server, op, cmd));
 }
 
 /* HGET → the value, NULL when the key or field is missing. */
@@ -497,7 +467,7 @@ datacore_redis_hget(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	if (get_fn_expr_argtype(fcinfo->flinfo, 0) == BYTEAOID)
 		PG_RETURN_BYTEA_P(reply_bytea(reply));
-	PG_RETURN_TEXT_P(reply_text(reply));
+	PG_RETURN_TEXT_P(reply_text(server, reply));
 }
 
 /* HGETALL → jsonb object of strings, {} when the key is missing. */
@@ -508,27 +478,9 @@ datacore_redis_hgetall(PG_FUNCTION_ARGS)
 	const char *op = "redis_hgetall";
 	DcServer   *server = server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("HGETALL");
-	redisReply *reply;
-	json_t	   *result = dc_json_object();
-	size_t		i;
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
-	reply = dc_redis_run(server, op, cmd);
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0)
-		dc_redis_unexpected(server, op, reply);
-	for (i = 0; i < reply->elements; i += 2)
-	{
-		redisReply *f = reply->element[i];
-		redisReply *v = reply->element[i + 1];
-
-		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-			dc_redis_unexpected(server, op, reply);
-		pg_verify_mbstr(PG_UTF8, f->str, f->len, false);
-		pg_verify_mbstr(PG_UTF8, v->str, v->len, false);
-		json_object_set_new(result, pnstrdup(f->str, f->len),
-							json_stringn(v->str, v->len));
-	}
-	PG_RETURN_JSONB_P(dc_json_to_jsonb(result));
+	PG_RETURN_JSONB_P(dc_redis_hash_jsonb(server, op, dc_redis_run(server, op, cmd)));
 }
 
 /* ---------------------------------------------------------------------
@@ -546,14 +498,42 @@ datacore_redis_publish(PG_FUNCTION_ARGS)
 
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 0, "channel"));
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 1, "message"));
-	PG_RETURN_INT64(reply_integer(server, op, dc_redis_run(server, op, cmd)));
+	PG_RETURN_INT64(run_integer(server, op, cmd));
 }
 
 /*
- * redis_command(args text[]) → jsonb: any command, its reply mapped by
- * reply_to_json.  An error reply to the command itself is raised.
- * Commands that change the connection's protocol state are refused: the
- * connection is shared by every later call in this session.
+ * One command from a text[] of its name and arguments; "what" names the
+ * array in errors.
+ */
+static DcRedisCmd *
+array_command(ArrayType *arr, const char *what)
+{
+	DcRedisCmd *cmd = dc_redis_cmd(NULL);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must name a command", what)));
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", what)));
+		dc_redis_arg_text(cmd, DatumGetTextPP(elems[i]));
+	}
+	return cmd;
+}
+
+/*
+ * redis_command(args text[]) → jsonb: one command, its reply mapped by
+ * dc_redis_reply_jsonb.  An error reply to the command itself is raised.
+ * The command passes the fence first (redis_fence.c).
  */
 PG_FUNCTION_INFO_V1(datacore_redis_command);
 Datum
@@ -561,41 +541,131 @@ datacore_redis_command(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_command";
 	DcServer   *server = server_arg(fcinfo, op);
-	DcRedisCmd *cmd = dc_redis_cmd(NULL);
-	ArrayType  *arr = DatumGetArrayTypeP(PointerGetDatum(arg_varlena(fcinfo, 0, "args")));
+	DcRedisCmd *cmd = array_command(DatumGetArrayTypeP(PointerGetDatum(arg_varlena(fcinfo, 0, "args"))),
+									"args");
+
+	dc_redis_check_commands(server, op, 1, &cmd);
+	PG_RETURN_JSONB_P(dc_redis_reply_jsonb(server, dc_redis_run(server, op, cmd)));
+}
+
+/*
+ * The commands of redis_transaction: a two-dimensional text array, one
+ * command per row; rows are padded at the end with NULLs to the length of
+ * the longest.  A one-dimensional array is one command.
+ */
+static DcRedisCmd **
+transaction_commands(ArrayType *arr, int *ncmds)
+{
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n,
+				rows,
+				width,
+				r,
 				i;
-	char	   *name;
-	static const char *const refused[] = {
-		"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "HELLO", "AUTH",
-		"SELECT", "QUIT", "RESET", "CLIENT", "SYNC", "PSYNC", "REPLCONF", NULL
-	};
+	DcRedisCmd **cmds;
 
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	if (n == 0)
+	if (ARR_NDIM(arr) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("args must name a command")));
-	for (i = 0; i < n; i++)
+				 errmsg("commands must not be empty")));
+	if (ARR_NDIM(arr) > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("commands must be a one- or two-dimensional array")));
+	if (ARR_NDIM(arr) == 1)
 	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("args must not contain nulls")));
-		dc_redis_arg_text(cmd, DatumGetTextPP(elems[i]));
+		*ncmds = 1;
+		cmds = palloc(sizeof(DcRedisCmd *));
+		cmds[0] = array_command(arr, "commands");
+		return cmds;
 	}
-	name = text_to_cstring(DatumGetTextPP(elems[0]));
-	for (i = 0; refused[i]; i++)
+	rows = ARR_DIMS(arr)[0];
+	width = ARR_DIMS(arr)[1];
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	cmds = palloc(sizeof(DcRedisCmd *) * rows);
+	for (r = 0; r < rows; r++)
 	{
-		if (pg_strcasecmp(name, refused[i]) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("redis_command cannot run %s", refused[i]),
-					 errdetail("The command would change the state of the connection that later calls share."),
-					 errhint("Connection settings belong in the server and user mapping options.")));
-	}
+		int			len = width;
 
-	PG_RETURN_JSONB_P(dc_json_to_jsonb(reply_to_json(dc_redis_run(server, op, cmd))));
+		while (len > 0 && nulls[r * width + len - 1])
+			len--;
+		if (len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("command %d of commands is empty", r + 1)));
+		cmds[r] = dc_redis_cmd(NULL);
+		for (i = 0; i < len; i++)
+		{
+			if (nulls[r * width + i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("command %d of commands has a null before its last argument", r + 1),
+						 errhint("Only trailing nulls, padding a row to the width of the array, are allowed.")));
+			dc_redis_arg_text(cmds[r], DatumGetTextPP(elems[r * width + i]));
+		}
+	}
+	*ncmds = rows;
+	return cmds;
+}
+
+/*
+ * redis_transaction(commands text[][]) → jsonb: MULTI, the commands and
+ * EXEC in one pipelined round trip, so no transaction state outlives the
+ * call.  Returns EXEC's array of replies (errors inside as {"error": ...}).
+ * A command Redis refuses while queueing makes EXEC discard everything
+ * (EXECABORT): that refusal is raised.  Each command passes the fence.
+ */
+PG_FUNCTION_INFO_V1(datacore_redis_transaction);
+Datum
+datacore_redis_transaction(PG_FUNCTION_ARGS)
+{
+	const char *op = "redis_transaction";
+	DcServer   *server = server_arg(fcinfo, op);
+	ArrayType  *arr = DatumGetArrayTypeP(PointerGetDatum(arg_varlena(fcinfo, 0, "commands")));
+	int			ncmds;
+	DcRedisCmd **user = transaction_commands(arr, &ncmds);
+	DcRedisCmd **cmds = palloc(sizeof(DcRedisCmd *) * (ncmds + 2));
+	redisReply **replies = palloc(sizeof(redisReply *) * (ncmds + 2));
+	redisReply *exec;
+	int			i;
+
+	dc_redis_check_commands(server, op, ncmds, user);
+	cmds[0] = dc_redis_cmd("MULTI");
+	memcpy(cmds + 1, user, sizeof(DcRedisCmd *) * ncmds);
+	cmds[ncmds + 1] = dc_redis_cmd("EXEC");
+	dc_redis_pipeline(server, op, ncmds + 2, cmds, replies);
+
+	/* without MULTI the commands ran one by one: say so */
+	if (replies[0]->type == REDIS_REPLY_ERROR)
+		dc_redis_raise_reply_note(server, "MULTI of redis_transaction", replies[0],
+								  "No transaction was started: the commands were run one by one, as far as Redis accepted them.");
+	dc_redis_reply_ok(server, "MULTI of redis_transaction", replies[0]);
+
+	exec = replies[ncmds + 1];
+	for (i = 1; i <= ncmds; i++)
+	{
+		if (replies[i]->type == REDIS_REPLY_ERROR)
+			dc_redis_raise_reply_note(server,
+									  psprintf("command %d of redis_transaction", i),
+									  replies[i],
+									  exec->type == REDIS_REPLY_ERROR ?
+									  "Redis discarded the transaction: no command of it ran." : NULL);
+		if (replies[i]->type != REDIS_REPLY_STATUS || replies[i]->len != 6 ||
+			memcmp(replies[i]->str, "QUEUED", 6) != 0)
+			dc_redis_unexpected(server, psprintf("command %d of redis_transaction", i),
+								replies[i]);
+	}
+	if (exec->type == REDIS_REPLY_ERROR)
+		dc_redis_raise_reply_note(server, "EXEC of redis_transaction", exec,
+								  "Redis discarded the transaction: no command of it ran.");
+	if (exec->type == REDIS_REPLY_NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("redis server \"%s\" aborted the transaction of redis_transaction",
+						server->servername),
+				 errdetail("EXEC answered nil: no command of the transaction ran.")));
+	if (exec->type != REDIS_REPLY_ARRAY || exec->elements != (size_t) ncmds)
+		dc_redis_unexpected(server, "EXEC of redis_transaction", exec);
+	PG_RETURN_JSONB_P(dc_redis_reply_jsonb(server, exec));
 }

@@ -11,6 +11,10 @@
  * across statements.  Replies are owned by CurrentMemoryContext: they are
  * freed when that context is reset or deleted, including on ERROR.
  *
+ * Commands whose name (or any argument that picks a command) comes from
+ * the caller must pass dc_redis_check_commands (redis_fence.c) first; the
+ * fixed commands of the typed functions need not.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef DATACORE_REDIS_H
@@ -19,6 +23,7 @@
 #include <hiredis/hiredis.h>
 
 #include "datacore.h"
+#include "utils/jsonb.h"
 
 /* One command as a binary-safe argument vector. */
 typedef struct DcRedisCmd
@@ -55,7 +60,29 @@ extern void dc_redis_check_reply(DcServer *server, const char *operation,
 								 redisReply *reply);
 extern void dc_redis_raise_reply(DcServer *server, const char *operation,
 								 redisReply *reply) pg_attribute_noreturn();
+extern void dc_redis_raise_reply_note(DcServer *server, const char *operation,
+									  redisReply *reply, const char *note) pg_attribute_noreturn();
 extern void dc_redis_unexpected(DcServer *server, const char *operation,
 								redisReply *reply) pg_attribute_noreturn();
+extern int64 dc_redis_reply_integer(DcServer *server, const char *operation,
+									redisReply *reply);
+extern void dc_redis_reply_ok(DcServer *server, const char *operation,
+							  redisReply *reply);
+
+/* in redis_conn.c, for redis_fence.c */
+extern redisReply *dc_redis_run_capped(DcServer *server, const char *operation,
+									   DcRedisCmd *cmd, int64 max_bytes);
+extern struct HTAB **dc_redis_fence_slot(DcServer *server, const char *operation);
+
+/* in redis_reply.c */
+extern Jsonb *dc_redis_reply_jsonb(DcServer *server, redisReply *reply);
+extern Jsonb *dc_redis_hash_jsonb(DcServer *server, const char *operation,
+								  redisReply *reply);
+extern text *dc_redis_reply_text(DcServer *server, const char *what,
+								 redisReply *reply);
+
+/* in redis_fence.c */
+extern void dc_redis_check_commands(DcServer *server, const char *operation,
+									int ncmds, DcRedisCmd **cmds);
 
 #endif							/* DATACORE_REDIS_H */

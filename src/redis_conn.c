@@ -15,10 +15,19 @@
  * CHECK_FOR_INTERRUPTS, bounded by our own deadline.
  *
  * A connection is "busy" from the moment a request is written until its
- * last reply has been read.  If that span is left by an ERROR (cancel,
- * timeout, lost connection), replies may still be in flight, so the
- * connection cannot be reused: it is closed at (sub)transaction abort, or
- * at the latest when it is next needed.
+ * last reply has been read, and "in I/O" while a call is writing or reading
+ * it.  An ERROR that leaves an I/O call (cancel, timeout, lost connection,
+ * a malformed or oversized reply) leaves the protocol state unknown: such a
+ * connection is never reused.  A busy connection that is not in I/O is in
+ * a known state (a scan's next batch on its way) and belongs to the
+ * (sub)transaction that sent the request: a subtransaction abort closes
+ * only what it, or a subtransaction inside it, had in flight, so an error
+ * caught by a PL/pgSQL EXCEPTION block does not kill a scan around it.
+ * Whatever is still busy at the end of the top transaction is closed.
+ *
+ * Host names are not resolved here: hiredis would call getaddrinfo(), which
+ * blocks without a timeout and ignores cancel, so only IP addresses are
+ * accepted (by the validator, and again here for servers created before).
  *
  *-------------------------------------------------------------------------
  */
@@ -57,10 +66,13 @@ typedef struct DcRedisConn
 	DcRedisConnKey key;			/* hash key, must be first */
 	redisContext *ctx;			/* NULL when closed */
 	bool		busy;			/* a request is in flight */
+	SubTransactionId busy_subid;	/* the subtransaction that sent it */
+	bool		in_io;			/* inside a read or write; left set by ERROR */
 	struct DcRedisPending *pending; /* its replies, when not read at once */
 	bool		invalidated;	/* server or mapping changed since connect */
 	uint32		server_hash;	/* syscache hash of the server row */
 	uint32		mapping_hash;	/* syscache hash of the mapping row */
+	HTAB	   *fence;			/* redis_fence.c's cache, dropped with ctx */
 } DcRedisConn;
 
 /*
@@ -77,7 +89,9 @@ struct DcRedisPending
 	int			nreplies;
 	redisReply **replies;
 	TimestampTz deadline;		/* 0: none */
+	int64		max_bytes;		/* cap on the bytes of all replies */
 	bool		done;			/* replies read (or connection lost) */
+	MemoryContextCallback cb;	/* detaches it when cxt goes away unread */
 };
 
 static HTAB *conn_cache = NULL;
@@ -155,9 +169,13 @@ conn_close(DcRedisConn *conn)
 		redisFree(conn->ctx);
 	conn->ctx = NULL;
 	conn->busy = false;
+	conn->in_io = false;
 	conn->invalidated = false;
 	/* a request left unread now fails in dc_redis_receive */
 	conn->pending = NULL;
+	if (conn->fence)
+		hash_destroy(conn->fence);
+	conn->fence = NULL;
 }
 
 /*
@@ -182,9 +200,13 @@ inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 	}
 }
 
-/* Close every connection left busy by an aborted request. */
+/*
+ * Close the connections whose protocol state is unknown (an I/O call left
+ * by an ERROR) and those with a request in flight that subid or a later
+ * (inner) subtransaction sent; InvalidSubTransactionId: every busy one.
+ */
 static void
-close_busy(void)
+close_busy(SubTransactionId subid)
 {
 	HASH_SEQ_STATUS scan;
 	DcRedisConn *conn;
@@ -192,16 +214,35 @@ close_busy(void)
 	hash_seq_init(&scan, conn_cache);
 	while ((conn = hash_seq_search(&scan)) != NULL)
 	{
-		if (conn->busy)
+		if (conn->ctx == NULL)
+			continue;
+		if (conn->in_io ||
+			(conn->busy && (subid == InvalidSubTransactionId ||
+							conn->busy_subid >= subid)))
 			conn_close(conn);
 	}
 }
 
+/*
+ * At the end of the top transaction nothing may stay in flight: the memory
+ * of any request still outstanding is about to go, and subtransaction ids
+ * start again in the next transaction.
+ */
 static void
 xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		close_busy();
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			close_busy(InvalidSubTransactionId);
+			break;
+		default:
+			break;
+	}
 }
 
 static void
@@ -209,7 +250,7 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		close_busy();
+		close_busy(mySubid);
 }
 
 static void
@@ -353,11 +394,13 @@ track_reply(redisReply *reply)
 
 /*
  * Read one complete reply, waiting as needed.  *received counts the bytes
- * read for the current request against max_response_bytes.
+ * read for the current request against max_bytes (normally the server's
+ * max_response_bytes).
  */
 static redisReply *
 read_reply(DcServer *server, const char *op, redisContext *ctx,
-		   TimestampTz deadline, bool connecting, int64 *received)
+		   TimestampTz deadline, bool connecting, int64 *received,
+		   int64 max_bytes)
 {
 	char		buf[READ_CHUNK];
 
@@ -371,7 +414,7 @@ read_reply(DcServer *server, const char *op, redisContext *ctx,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("redis server \"%s\" sent an invalid reply to %s",
 							server->servername, op),
-					 errdetail_internal("%s", ctx->errstr)));
+					 errdetail_internal("%s", dc_remote_excerpt(ctx->errstr, strlen(ctx->errstr), 200))));
 		if (reply)
 			return track_reply((redisReply *) reply);
 
@@ -379,20 +422,21 @@ read_reply(DcServer *server, const char *op, redisContext *ctx,
 		if (n > 0)
 		{
 			*received += n;
-			if (*received > server->max_response_bytes)
+			if (*received > max_bytes)
 				ereport(ERROR,
 						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						 errmsg("response from redis server \"%s\" to %s exceeds the size limit",
 								server->servername, op),
-						 errdetail("The limit is " INT64_FORMAT " bytes.",
-								   server->max_response_bytes),
+						 errdetail("The limit is " INT64_FORMAT " bytes.", max_bytes),
 						 errhint("Raise the server option max_response_bytes.")));
 			if (redisReaderFeed(ctx->reader, buf, n) != REDIS_OK)
 				ereport(ERROR,
 						(errcode(ERRCODE_PROTOCOL_VIOLATION),
 						 errmsg("redis server \"%s\" sent an invalid reply to %s",
 								server->servername, op),
-						 errdetail_internal("%s", ctx->reader->errstr)));
+						 errdetail_internal("%s", dc_remote_excerpt(ctx->reader->errstr,
+																	 strlen(ctx->reader->errstr),
+																	 200))));
 			continue;
 		}
 		if (n == 0)
@@ -408,10 +452,27 @@ read_reply(DcServer *server, const char *op, redisContext *ctx,
  * Connecting
  * --------------------------------------------------------------------- */
 
+/* A reply to AUTH or SELECT that is not +OK, as an error message detail. */
+static char *
+reply_detail(redisReply *reply)
+{
+	if (reply->type == REDIS_REPLY_ERROR || reply->type == REDIS_REPLY_STATUS)
+		return psprintf("Redis replied: %s",
+						dc_remote_excerpt(reply->str, reply->len, 500));
+	return psprintf("Redis sent a reply of type %d instead of OK.", reply->type);
+}
+
+static bool
+reply_is_ok(redisReply *reply)
+{
+	return reply->type == REDIS_REPLY_STATUS && reply->len == 2 &&
+		memcmp(reply->str, "OK", 2) == 0;
+}
+
 /*
  * Open conn->ctx: TCP connect, AUTH and SELECT, all within
- * connect_timeout_ms.  The connection stays busy until this succeeded, so
- * a failure leaves nothing reusable behind.
+ * connect_timeout_ms.  The connection stays in I/O until this succeeded,
+ * so a failure leaves nothing reusable behind.
  */
 static void
 conn_open(DcRedisConn *conn, DcServer *server, const char *op)
@@ -430,8 +491,10 @@ conn_open(DcRedisConn *conn, DcServer *server, const char *op)
 
 	if (host == NULL)
 		host = "127.0.0.1";
+	/* a server created before the validator refused host names */
+	dc_check_redis_host(host);
 
-	conn->busy = true;
+	conn->in_io = true;
 	conn->invalidated = false;
 	conn->server_hash = GetSysCacheHashValue1(FOREIGNSERVEROID,
 											  ObjectIdGetDatum(server->serverid));
@@ -452,7 +515,7 @@ conn_open(DcRedisConn *conn, DcServer *server, const char *op)
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not connect to redis server \"%s\" for %s",
 						server->servername, op),
-				 errdetail_internal("%s", ctx->errstr)));
+				 errdetail_internal("%s", dc_remote_excerpt(ctx->errstr, strlen(ctx->errstr), 200))));
 	}
 
 	wait_socket(server, op, ctx->fd, WL_SOCKET_WRITEABLE, deadline, true);
@@ -509,27 +572,29 @@ conn_open(DcRedisConn *conn, DcServer *server, const char *op)
 			raise_io(server, op, strerror(errno));
 		if (password)
 		{
-			reply = read_reply(server, op, ctx, deadline, true, &received);
-			if (reply->type == REDIS_REPLY_ERROR)
+			reply = read_reply(server, op, ctx, deadline, true, &received,
+							   server->max_response_bytes);
+			if (!reply_is_ok(reply))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PASSWORD),
 						 errmsg("redis server \"%s\" rejected the credentials of the user mapping for %s",
 								server->servername, op),
-						 errdetail_internal("Redis replied: %s", reply->str),
+						 errdetail_internal("%s", reply_detail(reply)),
 						 errhint("Check the options \"user\" and \"password\" of the user mapping.")));
 		}
 		if (db != 0)
 		{
-			reply = read_reply(server, op, ctx, deadline, true, &received);
-			if (reply->type == REDIS_REPLY_ERROR)
+			reply = read_reply(server, op, ctx, deadline, true, &received,
+							   server->max_response_bytes);
+			if (!reply_is_ok(reply))
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 						 errmsg("redis server \"%s\" refused to select database %d for %s",
 								server->servername, db, op),
-						 errdetail_internal("Redis replied: %s", reply->str)));
+						 errdetail_internal("%s", reply_detail(reply))));
 		}
 	}
-	conn->busy = false;
+	conn->in_io = false;
 }
 
 /*
@@ -581,9 +646,15 @@ get_conn(DcServer *server, const char *op, bool *fresh)
 	{
 		conn->ctx = NULL;
 		conn->busy = false;
+		conn->in_io = false;
 		conn->invalidated = false;
 		conn->pending = NULL;
+		conn->fence = NULL;
 	}
+
+	/* an I/O call left by an ERROR caught without a subtransaction */
+	if (conn->ctx && conn->in_io)
+		conn_close(conn);
 
 	/* a request sent ahead (a scan's next batch) is read before reuse */
 	if (conn->ctx && conn->pending)
@@ -649,31 +720,48 @@ drain(DcRedisPending *p)
 	int64		received = 0;
 	int			i;
 
+	p->conn->in_io = true;
 	for (i = 0; i < p->nreplies; i++)
 		p->replies[i] = read_reply(p->server, p->op, p->conn->ctx, p->deadline,
-								   false, &received);
+								   false, &received, p->max_bytes);
 	MemoryContextSwitchTo(old);
 	p->done = true;
+	p->conn->in_io = false;
 	p->conn->pending = NULL;
 	p->conn->busy = false;
 	dc_breaker_record(p->server, true);
 }
 
 /*
+ * The memory of a request still unread is going away (its caller never
+ * asked for the replies): forget it.  The connection stays busy, so it is
+ * closed instead of being read into freed memory.
+ */
+static void
+pending_reset_callback(void *arg)
+{
+	DcRedisPending *p = (DcRedisPending *) arg;
+
+	if (!p->done && p->conn && p->conn->pending == p)
+		p->conn->pending = NULL;
+	p->done = true;
+}
+
+/*
  * Write ncmds commands in one go and return without reading the replies
- * (dc_redis_receive does that).  The request is tied to
- * CurrentMemoryContext.  A request still outstanding on the connection is
- * read to completion first, so callers may interleave freely.  block_ms
- * extends the deadline for a blocking command (DC_REDIS_BLOCK_FOREVER:
- * only interrupts end the wait).
+ * (receive does that).  The request is tied to CurrentMemoryContext.  A
+ * request still outstanding on the connection is read to completion first,
+ * so callers may interleave freely.  block_ms extends the deadline for a
+ * blocking command (DC_REDIS_BLOCK_FOREVER: only interrupts end the wait);
+ * max_bytes caps the replies.
  *
  * If writing fails on a connection that was idle in the cache, the server
  * went away since; the connection is reopened and the request written once
  * more.  Nothing is resent once a write succeeded.
  */
-DcRedisPending *
-dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
-			  int64 block_ms)
+static DcRedisPending *
+send_request(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
+			 int64 block_ms, int64 max_bytes)
 {
 	DcRedisPending *p = palloc0(sizeof(DcRedisPending));
 	StringInfoData buf;
@@ -688,6 +776,7 @@ dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
 	p->op = op;
 	p->cxt = CurrentMemoryContext;
 	p->nreplies = ncmds;
+	p->max_bytes = max_bytes;
 	p->replies = palloc0(sizeof(redisReply *) * Max(ncmds, 1));
 	initStringInfo(&buf);
 	format_commands(&buf, ncmds, cmds);
@@ -696,6 +785,8 @@ dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
 	{
 		conn = get_conn(server, op, &fresh);
 		conn->busy = true;
+		conn->busy_subid = GetCurrentSubTransactionId();
+		conn->in_io = true;
 		if (redisAppendFormattedCommand(conn->ctx, buf.data, buf.len) != REDIS_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -708,12 +799,23 @@ dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
 			break;
 		if (fresh || attempt > 0)
 			raise_io(server, op, conn->ctx->errstr[0] ? conn->ctx->errstr : strerror(errno));
-		/* busy stays set: get_conn closes it and connects again */
+		/* in_io stays set: get_conn closes it and connects again */
 	}
+	conn->in_io = false;
 	pfree(buf.data);
 	p->conn = conn;
 	conn->pending = p;
+	p->cb.func = pending_reset_callback;
+	p->cb.arg = p;
+	MemoryContextRegisterResetCallback(p->cxt, &p->cb);
 	return p;
+}
+
+DcRedisPending *
+dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
+			  int64 block_ms)
+{
+	return send_request(server, op, ncmds, cmds, block_ms, server->max_response_bytes);
 }
 
 /* The replies of a sent request, in order; error replies are returned. */
@@ -759,6 +861,31 @@ dc_redis_pipeline(DcServer *server, const char *op, int ncmds,
 			   sizeof(redisReply *) * ncmds);
 }
 
+/*
+ * Run one command whose reply size does not depend on the user's data
+ * (redis_fence.c's COMMAND INFO), capped by max_bytes instead of the
+ * server's max_response_bytes.  Error replies are returned.
+ */
+redisReply *
+dc_redis_run_capped(DcServer *server, const char *op, DcRedisCmd *cmd,
+					int64 max_bytes)
+{
+	return dc_redis_receive(send_request(server, op, 1, &cmd, 0, max_bytes))[0];
+}
+
+/*
+ * The slot where redis_fence.c keeps what it learnt about the commands of
+ * the server behind the cached connection (opened if needed); emptied
+ * whenever that connection is closed.
+ */
+HTAB	  **
+dc_redis_fence_slot(DcServer *server, const char *op)
+{
+	bool		fresh;
+
+	return &get_conn(server, op, &fresh)->fence;
+}
+
 /* ---------------------------------------------------------------------
  * Reply errors
  * --------------------------------------------------------------------- */
@@ -780,46 +907,108 @@ has_class(const char *msg, const char *cls)
 
 /*
  * Raise a Redis error reply as a SQL error: the error class picks the
- * SQLSTATE, the Redis text goes to the detail.
+ * SQLSTATE, an excerpt of the Redis text goes to the detail, followed by
+ * note (a full sentence, or NULL).
  */
 void
-dc_redis_raise_reply(DcServer *server, const char *op, redisReply *reply)
+dc_redis_raise_reply_note(DcServer *server, const char *op, redisReply *reply,
+						  const char *note)
 {
 	const char *msg = reply->str ? reply->str : "";
+	char	   *detail = psprintf("Redis replied: %s%s%s",
+								  dc_remote_excerpt(msg, reply->str ? reply->len : 0, 500),
+								  note ? "\n" : "", note ? note : "");
 
 	if (has_class(msg, "WRONGTYPE"))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("redis server \"%s\" rejected %s: WRONGTYPE, the key holds another kind of value",
 						server->servername, op),
-				 errdetail_internal("Redis replied: %s", msg),
+				 errdetail_internal("%s", detail),
 				 errhint("Check the key's type with redis_command('{TYPE,<key>}').")));
 	if (has_class(msg, "NOAUTH") || has_class(msg, "WRONGPASS"))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PASSWORD),
 				 errmsg("redis server \"%s\" rejected %s: not authenticated",
 						server->servername, op),
-				 errdetail_internal("Redis replied: %s", msg),
+				 errdetail_internal("%s", detail),
 				 errhint("Check the options \"user\" and \"password\" of the user mapping.")));
 	if (has_class(msg, "NOPERM"))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("redis server \"%s\" rejected %s: permission denied",
 						server->servername, op),
-				 errdetail_internal("Redis replied: %s", msg)));
+				 errdetail_internal("%s", detail)));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("redis server \"%s\" returned an error for %s",
 					server->servername, op),
-			 errdetail_internal("Redis replied: %s", msg)));
+			 errdetail_internal("%s", detail)));
 }
 
 void
+dc_redis_raise_reply(DcServer *server, const char *op, redisReply *reply)
+{
+	dc_redis_raise_reply_note(server, op, reply, NULL);
+}
+
+static const char *
+reply_type_name(int type)
+{
+	switch (type)
+	{
+		case REDIS_REPLY_STRING:
+			return "a bulk string";
+		case REDIS_REPLY_ARRAY:
+			return "an array";
+		case REDIS_REPLY_INTEGER:
+			return "an integer";
+		case REDIS_REPLY_NIL:
+			return "nil";
+		case REDIS_REPLY_STATUS:
+			return "a status";
+		case REDIS_REPLY_ERROR:
+			return "an error";
+	}
+	return "of an unknown type";
+}
+
+/*
+ * A reply of a type the caller cannot use (a status QUEUED where a number
+ * was due, nil where a value must be) is an error, never a success.
+ */
+void
 dc_redis_unexpected(DcServer *server, const char *op, redisReply *reply)
 {
+	if (reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("redis server \"%s\" sent an unexpected reply to %s",
+						server->servername, op),
+				 errdetail_internal("The reply is %s: %s", reply_type_name(reply->type),
+									dc_remote_excerpt(reply->str, reply->len, 200))));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 			 errmsg("redis server \"%s\" sent an unexpected reply to %s",
 					server->servername, op),
-			 errdetail("The reply has type %d.", reply->type)));
+			 errdetail("The reply is %s.", reply_type_name(reply->type))));
+}
+
+/* An integer reply's value; an error reply is raised, any other type too. */
+int64
+dc_redis_reply_integer(DcServer *server, const char *op, redisReply *reply)
+{
+	dc_redis_check_reply(server, op, reply);
+	if (reply->type != REDIS_REPLY_INTEGER)
+		dc_redis_unexpected(server, op, reply);
+	return reply->integer;
+}
+
+/* Anything but the status reply OK is raised. */
+void
+dc_redis_reply_ok(DcServer *server, const char *op, redisReply *reply)
+{
+	dc_redis_check_reply(server, op, reply);
+	if (!reply_is_ok(reply))
+		dc_redis_unexpected(server, op, reply);
 }

@@ -83,4 +83,6 @@ CREATE FUNCTION redis_publish(channel text, message bytea, server name DEFAULT '
 CREATE FUNCTION redis_command(args text[], server name DEFAULT 'redis') RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'datacore_redis_command' LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION redis_command(text[], name) IS 'any Redis command; the reply as jsonb';
-
+CREATE FUNCTION redis_transaction(commands text[][], server name DEFAULT 'redis') RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'datacore_redis_transaction' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION redis_transaction(text[], name) IS 'MULTI, one command per row of commands, EXEC in one round trip; the replies as a jsonb array';

@@ -1,0 +1,144 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis_reply.c
+ *		Redis replies turned into SQL values: text and jsonb.
+ *
+ * Every string a reply carries is untrusted: before it becomes text or a
+ * jsonb string it must be valid in the database encoding and hold no NUL
+ * byte (dc_check_remote_text, 22021).  jsonb is built directly from the
+ * reply, without JSON text in between, so no second encoding (jansson's
+ * UTF-8) is involved.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "redis.h"
+
+/* A string or status reply as a jsonb string, checked. */
+static void
+string_value(DcServer *server, const char *what, const char *s, size_t len,
+			 JsonbValue *v)
+{
+	dc_check_remote_text(s, (int) len, what, server->servername);
+	v->type = jbvString;
+	v->val.string.val = (char *) s;
+	v->val.string.len = (int) len;
+}
+
+/* A reply that is neither an array nor an error, as a jsonb scalar. */
+static void
+scalar_value(DcServer *server, redisReply *r, JsonbValue *v)
+{
+	switch (r->type)
+	{
+		case REDIS_REPLY_INTEGER:
+			v->type = jbvNumeric;
+			v->val.numeric = int64_to_numeric(r->integer);
+			break;
+		case REDIS_REPLY_STRING:
+		case REDIS_REPLY_STATUS:
+			string_value(server, "redis reply", r->str, r->len, v);
+			break;
+		default:
+			v->type = jbvNull;
+			break;
+	}
+}
+
+static JsonbValue *
+push_reply(JsonbParseState **state, DcServer *server, redisReply *r)
+{
+	JsonbValue	v;
+	size_t		i;
+
+	if (r->type == REDIS_REPLY_ERROR)
+	{
+		JsonbValue	k;
+
+		pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+		k.type = jbvString;
+		k.val.string.val = "error";
+		k.val.string.len = 5;
+		pushJsonbValue(state, WJB_KEY, &k);
+		string_value(server, "redis error reply", r->str, r->len, &v);
+		pushJsonbValue(state, WJB_VALUE, &v);
+		return pushJsonbValue(state, WJB_END_OBJECT, NULL);
+	}
+
+	pushJsonbValue(state, WJB_BEGIN_ARRAY, NULL);
+	for (i = 0; i < r->elements; i++)
+	{
+		redisReply *e = r->element[i];
+
+		if (e->type == REDIS_REPLY_ARRAY || e->type == REDIS_REPLY_ERROR)
+			push_reply(state, server, e);
+		else
+		{
+			scalar_value(server, e, &v);
+			pushJsonbValue(state, WJB_ELEM, &v);
+		}
+	}
+	return pushJsonbValue(state, WJB_END_ARRAY, NULL);
+}
+
+/*
+ * Any reply as jsonb: nil → null, integer → number, status and bulk →
+ * string, array → array (recursively), an error (nested in an EXEC
+ * result) → {"error": "..."}.
+ */
+Jsonb *
+dc_redis_reply_jsonb(DcServer *server, redisReply *reply)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+
+	if (reply->type == REDIS_REPLY_ARRAY || reply->type == REDIS_REPLY_ERROR)
+		return JsonbValueToJsonb(push_reply(&state, server, reply));
+	scalar_value(server, reply, &v);
+	return JsonbValueToJsonb(&v);
+}
+
+/*
+ * An HGETALL reply (field, value, field, value ...) as a jsonb object of
+ * strings; anything else in it is an unexpected reply to op.
+ */
+Jsonb *
+dc_redis_hash_jsonb(DcServer *server, const char *op, redisReply *reply)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+	size_t		i;
+
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0)
+		dc_redis_unexpected(server, op, reply);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i < reply->elements; i += 2)
+	{
+		redisReply *f = reply->element[i];
+		redisReply *v = reply->element[i + 1];
+		JsonbValue	jk,
+					jv;
+
+		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			dc_redis_unexpected(server, op, reply);
+		string_value(server, "redis hash field", f->str, f->len, &jk);
+		string_value(server, "redis hash value", v->str, v->len, &jv);
+		pushJsonbValue(&state, WJB_KEY, &jk);
+		pushJsonbValue(&state, WJB_VALUE, &jv);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+/* A bulk string reply as text, checked; "what" names it in an error. */
+text *
+dc_redis_reply_text(DcServer *server, const char *what, redisReply *reply)
+{
+	dc_check_remote_text(reply->str, (int) reply->len, what, server->servername);
+	return cstring_to_text_with_len(reply->str, (int) reply->len);
+}
