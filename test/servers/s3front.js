@@ -501,7 +501,7 @@ async function fillObjects({ res, body }) {
   await s3store.putBucket(bucket);
   for (let i = 1; i <= count; i += 1) {
     const text = String(content).replaceAll('{n}', String(i));
-    await s3store.putObject(new S3Object(bucket, `${prefix}${i}`, Buffer.from(text), { 'content-type': 'application/octet-stream' }));
+    await s3store.putObject(new S3Object(bucket, storeKey(`${prefix}${i}`), Buffer.from(text), { 'content-type': 'application/octet-stream' }));
   }
   return sendJson(res, 200, { created: count });
 }
