@@ -41,8 +41,13 @@ EXCEPTION WHEN SQLSTATE 'PGRST' THEN
 		msg::jsonb->>'code', detail::jsonb->>'status',
 		(detail::jsonb->'headers'->>'Retry-After')::int BETWEEN 29 AND 30;
 END $$;
+-- a PostgREST GET runs READ ONLY: the limiter still works there
+BEGIN READ ONLY;
+SELECT datacore.rate_limit('regress:ro', 1), datacore.rate_limit('regress:ro', 1);
+COMMIT;
 SELECT datacore.redis_del('datacore:ratelimit:regress:a');
 SELECT datacore.redis_del('datacore:ratelimit:regress:b');
+SELECT datacore.redis_del('datacore:ratelimit:regress:ro');
 
 -- arguments
 SELECT datacore.rate_limit('regress:c', 0);

@@ -57,6 +57,15 @@ call_bg() {
 wait_all() { local p; for p in "${pids[@]}"; do wait "$p" || true; done; pids=(); }
 # how many of the outputs NAME... contain PATTERN
 count_out() { local pat=$1 n=0 f; shift; for f in "$@"; do grep -q -- "$pat" "$STATE/$f" && n=$((n + 1)); done; echo $n; }
+# waiting APP: until session APP waits for the server (it holds the probe)
+waiting() {
+    local i
+    for i in $(seq 100); do
+        [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$1' AND wait_event_type = 'Extension'") == 1 ]] && return 0
+        sleep 0.05
+    done
+    echo "FAIL: session $1 never started waiting"; failed=1
+}
 trip() {
     fault '{"mode": "status", "status": 500}'
     sql "SELECT datacore.ollama_version('regress_brk')" >/dev/null 2>&1 || true
@@ -108,10 +117,7 @@ check "for a whole new cooldown" "t" \
 sql "ALTER SERVER regress_brk OPTIONS (SET timeout_ms '60000')"
 sleep 1.1
 call_bg term
-for _ in $(seq 100); do
-    [[ $(state) == half-open* ]] && break
-    sleep 0.05
-done
+waiting term
 check "the probe holds the breaker half-open" "half-open 3" "$(state)"
 sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'term'" >/dev/null
 wait_all
@@ -122,10 +128,7 @@ check "terminating the probing backend reopens the breaker" "open 4" "$(state)"
 sql "ALTER SERVER regress_brk OPTIONS (SET timeout_ms '1000')"
 sleep 1.1
 call_bg stuck
-for _ in $(seq 100); do
-    [[ $(state) == half-open* ]] && break
-    sleep 0.05
-done
+waiting stuck
 stopped_pid=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'stuck'")
 if [[ -n $stopped_pid ]] && kill -STOP "$stopped_pid" 2>/dev/null; then
     nofault
