@@ -295,61 +295,87 @@ fail_fast(DcServer *server, const char *operation, BreakerSlot *copy,
 }
 
 /*
- * Before a call: return if it may go, else fail fast with 08006.  When the
- * cooldown is over (or a probe's lease ran out) the first caller takes the
- * probe; everybody else keeps failing fast until it reports.
- *
+ * Whether a call may go now, taking the probe when it is due.  When not,
+ * *copy holds the slot as it was, for the error or the caller's wait.
  * A closed breaker costs one shared lock and a scan of the slot table.
  */
-void
-dc_breaker_check(DcServer *server, const char *operation)
+static bool
+admit(DcServer *server, BreakerSlot *copy, TimestampTz *now)
 {
 	BreakerShared *st;
 	BreakerSlot *slot;
-	BreakerSlot copy;
-	TimestampTz now;
 	bool		probe = false;
 
+	*now = 0;
 	if (server->breaker_threshold <= 0)
-		return;
+		return true;
 	st = get_shared();
 	lock(st, LW_SHARED);
 	slot = find_slot(st, server->serverid, false);
 	if (slot == NULL || slot->state == DC_BREAKER_CLOSED)
 	{
 		unlock(st);
-		return;
+		return true;
 	}
-	copy = *slot;
+	*copy = *slot;
 	unlock(st);
 
-	now = GetCurrentTimestamp();
-	if (now < copy.next_probe_at)
-		fail_fast(server, operation, &copy, now);
+	*now = GetCurrentTimestamp();
+	if (*now < copy->next_probe_at)
+		return false;
 
 	/* the probe is due: take it unless another backend was quicker */
 	lock(st, LW_EXCLUSIVE);
 	slot = find_slot(st, server->serverid, false);
-	if (slot && slot->state != DC_BREAKER_CLOSED)
+	if (slot == NULL || slot->state == DC_BREAKER_CLOSED)
 	{
-		if (now >= slot->next_probe_at)
-		{
-			slot->state = DC_BREAKER_HALF_OPEN;
-			slot->probe_pid = MyProcPid;
-			slot->cooldown_ms = server->breaker_cooldown_ms;
-			slot->next_probe_at = now + lease_ms(server) * 1000;
-			probe = true;
-		}
-		copy = *slot;
+		unlock(st);
+		return true;
 	}
-	else
-		copy.state = DC_BREAKER_CLOSED;
+	if (*now >= slot->next_probe_at)
+	{
+		slot->state = DC_BREAKER_HALF_OPEN;
+		slot->probe_pid = MyProcPid;
+		slot->cooldown_ms = server->breaker_cooldown_ms;
+		slot->next_probe_at = *now + lease_ms(server) * 1000;
+		probe = true;
+	}
+	*copy = *slot;
 	unlock(st);
 
 	if (probe)
 		hold_probe(server->serverid);
-	else if (copy.state != DC_BREAKER_CLOSED)
+	return probe;
+}
+
+/*
+ * Before a call: return if it may go (perhaps as the probe), else fail
+ * fast with 08006.
+ */
+void
+dc_breaker_check(DcServer *server, const char *operation)
+{
+	BreakerSlot copy;
+	TimestampTz now;
+
+	if (!admit(server, &copy, &now))
 		fail_fast(server, operation, &copy, now);
+}
+
+/*
+ * Like dc_breaker_check, without the error: false means the call must not
+ * go, and *next_probe (may be NULL) says when to ask again.
+ */
+bool
+dc_breaker_try(DcServer *server, TimestampTz *next_probe)
+{
+	BreakerSlot copy;
+	TimestampTz now;
+	bool		ok = admit(server, &copy, &now);
+
+	if (next_probe)
+		*next_probe = ok ? 0 : copy.next_probe_at;
+	return ok;
 }
 
 /*

@@ -39,6 +39,14 @@ extern void dc_breaker_check(DcServer *server, const char *operation);
 extern void dc_breaker_record(DcServer *server, bool success);
 
 /*
+ * dc_breaker_check without the error, for a caller that must not throw (a
+ * job worker with many calls in flight): true = go (perhaps as the probe:
+ * then dc_breaker_record must follow), false = fail fast; *next_probe (may
+ * be NULL) then says when a call may go.
+ */
+extern bool dc_breaker_try(DcServer *server, TimestampTz *next_probe);
+
+/*
  * Look without taking anything: the state of this database's breaker for
  * serverid, and in *next_probe (may be NULL) the earliest time a call can
  * go through (0 when closed).  A call made before *next_probe fails fast;

@@ -56,8 +56,11 @@ BEGIN
 	RETURN extract(epoch FROM clock_timestamp() - t0) * 1e6 / n;
 END $$;
 SQL
-state=$("${PSQL[@]}" -c "SELECT state FROM datacore.breakers WHERE server = 'bench_open'")
-[[ $state == open ]] || { echo "breaker is not open: '$state'" >&2; exit 1; }
+# breaker_status() has the server in every version; the first call must fail fast
+n=$("${PSQL[@]}" -c "SELECT count(*) FROM datacore.breaker_status() WHERE server = 'bench_open'")
+[[ $n == 1 ]] || { echo "the breaker did not open" >&2; exit 1; }
+out=$("${PSQL[@]}" -c "SELECT datacore.ollama_version('bench_open')" 2>&1 || true)
+[[ $out == *"was not attempted"* ]] || { echo "the breaker is not open: $out" >&2; exit 1; }
 
 open=() plain=() over=()
 for ((r = 0; r < ROUNDS; r++)); do
