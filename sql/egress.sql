@@ -34,6 +34,12 @@ SELECT format('CREATE SERVER %I FOREIGN DATA WRAPPER datacore_ollama OPTIONS (ur
 	('regress_meta_ec2_v6', 'http://[fd00:ec2::254]:1'),
 	('regress_meta_mapped', 'http://[::ffff:169.254.169.254]:1'),
 	('regress_meta_nat64', 'http://[64:ff9b::a9fe:a9fe]:1'),
+	-- other spellings of 169.254.169.254 that the resolver accepts: a check
+	-- of the URL text would miss them, the connect-time check does not
+	('regress_meta_decimal', 'http://2852039166:1'),
+	('regress_meta_hex', 'http://0xa9fea9fe:1'),
+	('regress_meta_octal', 'http://0251.0376.0251.0376:1'),
+	('regress_meta_short', 'http://169.254.43518:1'),
 	('regress_not_meta', 'http://169.255.0.1:1'),
 	('regress_loopback', 'http://127.0.0.1:1')) AS v(srvname, url) \gexec
 SELECT srvname, substring(srvoptions[1] from 5) AS url, pg_temp.try(srvname::text)
@@ -75,9 +81,13 @@ SELECT datacore.redis_get('k', 'regress_meta_redis');
 ALTER SERVER regress_meta_redis OPTIONS (SET host '::ffff:169.254.1.1');
 SELECT datacore.redis_get('k', 'regress_meta_redis');
 \echo :LAST_ERROR_SQLSTATE
+ALTER SERVER regress_meta_redis OPTIONS (SET host '2852039166');
+SELECT datacore.redis_get('k', 'regress_meta_redis');
+\echo :LAST_ERROR_SQLSTATE
 
 DROP SERVER regress_meta, regress_meta_alibaba, regress_meta_v6, regress_meta_v6_zone,
 	regress_meta_ec2_v6, regress_meta_mapped, regress_meta_nat64, regress_not_meta,
+	regress_meta_decimal, regress_meta_hex, regress_meta_octal, regress_meta_short,
 	regress_loopback, regress_meta_redis;
 DROP OWNED BY regress_egress_owner;
 DROP ROLE regress_egress_owner;
