@@ -234,6 +234,7 @@ limit_call(FunctionCallInfo fcinfo, const char *op, int64 *window_ms,
 	DcServer   *server;
 	char	   *key;
 	bool		fail_open;
+	TimestampTz next;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
 		ereport(ERROR,
@@ -267,13 +268,8 @@ limit_call(FunctionCallInfo fcinfo, const char *op, int64 *window_ms,
 				 errdetail_internal("%s", v.cause),
 				 errhint("fail_open chooses what happens while Redis cannot be reached.")));
 		/* for a Retry-After: the breaker knows when Redis is tried next */
-		if (dc_breaker_state(server->serverid, NULL) != DC_BREAKER_CLOSED)
-		{
-			TimestampTz next;
-
-			(void) dc_breaker_state(server->serverid, &next);
+		if (dc_breaker_state(server->serverid, &next) != DC_BREAKER_CLOSED)
 			v.retry_after_us = Max(next - GetCurrentTimestamp(), 0);
-		}
 	}
 	return v;
 }
