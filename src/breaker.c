@@ -65,7 +65,13 @@ typedef struct BreakerShared
 static BreakerShared *shared = NULL;
 
 /* Probes this backend took and has not reported yet. */
-static Oid	held_probes[MAX_HELD_PROBES];
+typedef struct HeldProbe
+{
+	Oid			serverid;
+	SubTransactionId subid;		/* taken in this (sub)transaction */
+} HeldProbe;
+
+static HeldProbe held_probes[MAX_HELD_PROBES];
 static int	nheld = 0;
 static bool callbacks_registered = false;
 
@@ -166,7 +172,7 @@ forget_probe(Oid serverid)
 
 	for (i = 0; i < nheld; i++)
 	{
-		if (held_probes[i] == serverid)
+		if (held_probes[i].serverid == serverid)
 		{
 			held_probes[i] = held_probes[--nheld];
 			return;
@@ -175,12 +181,13 @@ forget_probe(Oid serverid)
 }
 
 /*
- * Reopen the breakers whose probe this backend took and never reported:
- * the call ended by ERROR (often statement_timeout on a server too slow to
+ * Reopen the breakers whose probe this backend took in subtransaction
+ * subid or later (InvalidSubTransactionId: any) and never reported: the
+ * call ended by ERROR (often statement_timeout on a server too slow to
  * answer), cancel or exit, so the server did not show it is back.
  */
 static void
-abandon_probes(void)
+abandon_probes(SubTransactionId subid)
 {
 	BreakerShared *st;
 	TimestampTz now;
@@ -191,10 +198,13 @@ abandon_probes(void)
 	st = get_shared();
 	now = GetCurrentTimestamp();
 	lock(st, LW_EXCLUSIVE);
-	for (i = 0; i < nheld; i++)
+	for (i = nheld - 1; i >= 0; i--)
 	{
-		BreakerSlot *s = find_slot(st, held_probes[i], false);
+		BreakerSlot *s;
 
+		if (subid != InvalidSubTransactionId && held_probes[i].subid < subid)
+			continue;
+		s = find_slot(st, held_probes[i].serverid, false);
 		if (s && s->state == DC_BREAKER_HALF_OPEN && s->probe_pid == MyProcPid)
 		{
 			s->state = DC_BREAKER_OPEN;
@@ -204,16 +214,16 @@ abandon_probes(void)
 			s->last_failure_at = now;
 			s->next_probe_at = TimestampTzPlusMilliseconds(now, s->cooldown_ms);
 		}
+		held_probes[i] = held_probes[--nheld];
 	}
 	unlock(st);
-	nheld = 0;
 }
 
 static void
 xact_cb(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		abandon_probes();
+		abandon_probes(InvalidSubTransactionId);
 }
 
 static void
@@ -221,14 +231,14 @@ subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 		   SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		abandon_probes();
+		abandon_probes(mySubid);
 }
 
 /* A probe outlives a transaction only if the backend exits outside one. */
 static void
 exit_cb(int code, Datum arg)
 {
-	abandon_probes();
+	abandon_probes(InvalidSubTransactionId);
 }
 
 static void
@@ -243,7 +253,11 @@ hold_probe(Oid serverid)
 	}
 	forget_probe(serverid);
 	if (nheld < MAX_HELD_PROBES)
-		held_probes[nheld++] = serverid;
+	{
+		held_probes[nheld].serverid = serverid;
+		held_probes[nheld].subid = GetCurrentSubTransactionId();
+		nheld++;
+	}
 }
 
 /*
