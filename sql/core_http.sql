@@ -86,21 +86,58 @@ BEGIN
 	PERFORM dc_test.fault('ollama', NULL);
 	RAISE NOTICE 'then: %', datacore.ollama_version();
 END $$;
--- the circuit breaker: after breaker_threshold consecutive failures calls
--- fail at once, without a request, until the cooldown has passed
+-- the circuit breaker: after breaker_threshold consecutive failed calls
+-- calls fail at once, without a request, until the cooldown has passed;
+-- then one call probes.  An HTTP 500 counts (a crashed model runner
+-- answers so); a 404 the request caused does not.
 ALTER SERVER ollama OPTIONS (ADD breaker_threshold '2', ADD breaker_cooldown_ms '1500');
-SELECT dc_test.fault('ollama', '{"mode": "status", "status": 503}');
+SELECT dc_test.clear_log('ollama');
+SELECT datacore.ollama_generate('x', model => 'no-such-model');
+SELECT datacore.ollama_generate('x', model => 'no-such-model');
+SELECT datacore.ollama_generate('x', model => 'no-such-model');
+SELECT count(*) AS requests_sent FROM dc_test.log('ollama');
+SELECT count(*) AS breakers FROM datacore.breakers;
+SELECT dc_test.fault('ollama', '{"mode": "status", "status": 500}');
 SELECT dc_test.clear_log('ollama');
 SELECT datacore.ollama_version();
 SELECT datacore.ollama_version();
 SELECT datacore.ollama_version();
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS requests_sent FROM dc_test.log('ollama');
-SELECT server, failures, open_until > now() AS open FROM datacore.breaker_status();
+SELECT server, state, failures, opened_at <= now() AS opened,
+	   next_probe_at - opened_at AS cooldown FROM datacore.breakers;
+-- half-open after the cooldown: the probe fails, the breaker reopens
+SELECT pg_sleep(1.6);
+SELECT server, state FROM datacore.breakers;
+SELECT datacore.ollama_version();
+SELECT datacore.ollama_version();
+SELECT count(*) AS requests_sent FROM dc_test.log('ollama');
+SELECT state, failures, next_probe_at > now() + interval '1 second' AS new_cooldown
+	FROM datacore.breakers;
+-- a probe abandoned by statement_timeout counts as failed: the breaker is
+-- open again (not half-open for the probe's whole lease)
+SELECT dc_test.fault('ollama', '{"mode": "hang"}');
+SELECT pg_sleep(1.6);
+SET statement_timeout = '300ms';
+SELECT datacore.ollama_version();
+RESET statement_timeout;
+SELECT state, failures, next_probe_at > now() + interval '1 second' AS new_cooldown
+	FROM datacore.breakers;
+-- the server is back: the probe succeeds and closes the breaker
 SELECT dc_test.fault('ollama', NULL);
 SELECT pg_sleep(1.6);
 SELECT datacore.ollama_version();
-SELECT count(*) AS servers_with_failures FROM datacore.breaker_status();
-ALTER SERVER ollama OPTIONS (SET breaker_threshold '0');
+SELECT count(*) AS breakers FROM datacore.breakers;
+SELECT datacore.ollama_version();
+-- a call counts once, however many retries it made
+ALTER SERVER ollama OPTIONS (ADD retries '2');
+SELECT dc_test.fault('ollama', '{"mode": "status", "status": 503, "retry_after": 0}');
+SELECT dc_test.clear_log('ollama');
+SELECT datacore.ollama_version();
+SELECT count(*) AS attempts FROM dc_test.log('ollama');
+SELECT state, failures FROM datacore.breakers;
+SELECT dc_test.fault('ollama', NULL);
+SELECT datacore.ollama_version();
+ALTER SERVER ollama OPTIONS (DROP retries, SET breaker_threshold '0');
 
 \i test/regress/teardown.psql

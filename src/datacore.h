@@ -28,6 +28,13 @@ typedef enum DcService
 #define DC_NUM_SERVICES 4
 
 /*
+ * Breaker defaults (docs/configuration.md says why): five consecutive
+ * failures, counted across every backend of the database, open it for 30 s.
+ */
+#define DC_BREAKER_THRESHOLD	5
+#define DC_BREAKER_COOLDOWN_MS	30000
+
+/*
  * A foreign server resolved for one call: the server's options merged with
  * the calling user's mapping (or the PUBLIC one).  Secrets are only in
  * "options"; never print that list.
@@ -45,6 +52,9 @@ typedef struct DcServer
 	int			connect_timeout_ms;
 	int64		max_response_bytes;
 	int			retries;
+	int			breaker_threshold;	/* 0 = no breaker */
+	int			breaker_cooldown_ms;
+	bool		allow_link_local;	/* egress guard lifted by a superuser */
 
 	List	   *options;		/* DefElems: server options, then mapping options */
 } DcServer;
@@ -70,6 +80,15 @@ extern bool dc_option_bool(DcServer *server, const char *name, bool defval);
 extern const char *dc_option_from_list(List *options, const char *name);
 extern void dc_check_option_list(DcService service, List *options, Oid catalog);
 extern void dc_check_redis_host(const char *host);
+
+/* in egress.c: the link-local / cloud-metadata fence */
+struct sockaddr;
+extern bool dc_egress_blocked(const struct sockaddr *sa, char *text, size_t textlen);
+extern void dc_egress_check_host(DcServer *server, const char *operation,
+								 const char *host);
+extern void dc_egress_check_fd(DcServer *server, const char *operation, int fd);
+extern void dc_egress_refuse(DcServer *server, const char *operation,
+							 const char *addr) pg_attribute_noreturn();
 
 /* in remote.c: remote bytes that become text */
 extern void dc_check_remote_text(const char *s, int len, const char *what,

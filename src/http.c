@@ -21,6 +21,8 @@
 #include "postgres.h"
 
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -85,6 +87,8 @@ struct DcHttpStream
 	bool		headers_done;
 	bool		stalled;		/* streaming: no data within timeout_ms */
 	TimestampTz started;		/* when the request was sent */
+	bool		egress_refused; /* the guard refused an address (egress.c) */
+	char		egress_addr[INET6_ADDRSTRLEN];
 	long		status;
 	RawBuf		header_block;	/* raw header lines of the final response */
 	RawBuf		body;
@@ -270,6 +274,25 @@ socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 		sockets_changed = true;
 	}
 	return 0;
+}
+
+/*
+ * Every socket libcurl opens goes through here: the address it is about to
+ * connect to, after its own resolution, so no DNS answer (first or
+ * rebound) slips past the egress guard.
+ */
+static curl_socket_t
+opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	DcHttpStream *s = (DcHttpStream *) clientp;
+
+	if (!s->server->allow_link_local &&
+		dc_egress_blocked(&address->addr, s->egress_addr, sizeof(s->egress_addr)))
+	{
+		s->egress_refused = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype, address->protocol);
 }
 
 /* Every socket libcurl closes goes through here (see built_sockets). */
@@ -713,6 +736,11 @@ configure(DcHttpStream *s)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, s);
+	/* never leave a link-local connection in the pool other servers share */
+	if (server->allow_link_local)
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->slist);
 	set_method(s);
 }
@@ -799,6 +827,8 @@ raise_transfer_error(DcHttpStream *s)
 	const char *op = s->req->operation;
 	const char *detail = curl_message(s);
 
+	if (s->egress_refused && s->result != CURLE_OK)
+		dc_egress_refuse(server, op, s->egress_addr);
 	if (s->too_large)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -866,19 +896,24 @@ transfer_ok(DcHttpStream *s)
 		!s->too_large && !s->out_of_memory;
 }
 
-/* Whether the server looks down, for the circuit breaker. */
+/*
+ * Whether the call failed in a way that says the server is in trouble, for
+ * the circuit breaker: the network (connection, timeout, dropped or
+ * truncated reply) or an HTTP 429 or 5xx.  Not: our own size cap, our
+ * memory, the egress guard, or a 4xx caused by the request.
+ */
 static bool
 server_down(DcHttpStream *s)
 {
 	if (s->state == STREAM_DONE && s->result != CURLE_OK)
-		return !s->too_large && !s->out_of_memory;
-	return s->status == 502 || s->status == 503 || s->status == 504;
+		return !s->too_large && !s->out_of_memory && !s->egress_refused;
+	return dc_breaker_status_failure(s->status);
 }
 
 static bool
 transient_failure(DcHttpStream *s)
 {
-	if (s->too_large || s->out_of_memory)
+	if (s->too_large || s->out_of_memory || s->egress_refused)
 		return false;
 	if (s->state == STREAM_DONE && s->result != CURLE_OK)
 		return s->result == CURLE_COULDNT_CONNECT ||
@@ -996,7 +1031,6 @@ dc_http_finish(DcHttpStream *s)
 
 		while (s->state == STREAM_RUNNING)
 			wait_and_act();
-		dc_breaker_record(server, !server_down(s));
 
 		if (transfer_ok(s))
 			s->resp = make_response(s);
@@ -1008,6 +1042,8 @@ dc_http_finish(DcHttpStream *s)
 			s = stream_start(server, req, false);
 			continue;
 		}
+		/* a call counts once, whatever its retries did */
+		dc_breaker_record(server, !server_down(s));
 
 		if (!transfer_ok(s))
 		{
@@ -1098,6 +1134,9 @@ dc_http_read(DcHttpStream *s, StringInfo out)
 
 	if (!transfer_ok(s))
 	{
+		/* the headers counted as a success; a reply cut short does not */
+		if (server_down(s))
+			dc_breaker_record(s->server, false);
 		stream_detach(s, true);
 		raise_transfer_error(s);
 	}

@@ -80,6 +80,8 @@ static const DcOption dc_options[] = {
 	{"retries", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 10},
 	{"breaker_threshold", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 1000},
 	{"breaker_cooldown_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
+	/* superuser only, see check_value */
+	{"allow_link_local", SVC_ALL, ForeignServerRelationId, DC_OPT_BOOL},
 
 	/* Ollama */
 	{"model", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_TEXT},
@@ -329,7 +331,17 @@ check_value(const DcOption *opt, DefElem *def)
 			(void) parse_int_value(opt->name, value, opt->min, opt->max);
 			break;
 		case DC_OPT_BOOL:
-			(void) defGetBoolean(def);
+			/*
+			 * Lifting the egress guard opens the cloud metadata service
+			 * (and its credentials) to every role with USAGE on the
+			 * server, so only a superuser may do it.
+			 */
+			if (defGetBoolean(def) && strcmp(opt->name, "allow_link_local") == 0 &&
+				!superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to set option \"allow_link_local\""),
+						 errdetail("Only a superuser may let a server reach link-local and cloud-metadata addresses.")));
 			break;
 		case DC_OPT_ENUM:
 			{
@@ -554,6 +566,11 @@ resolve(ForeignServer *fs, Oid userid, DcService service, const char *operation)
 	server->max_response_bytes = dc_option_int64(server, "max_response_bytes",
 												 info->max_response_bytes);
 	server->retries = dc_option_int(server, "retries", 0);
+	server->breaker_threshold = dc_option_int(server, "breaker_threshold",
+											  DC_BREAKER_THRESHOLD);
+	server->breaker_cooldown_ms = dc_option_int(server, "breaker_cooldown_ms",
+												DC_BREAKER_COOLDOWN_MS);
+	server->allow_link_local = dc_option_bool(server, "allow_link_local", false);
 	return server;
 }
 

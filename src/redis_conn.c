@@ -501,6 +501,8 @@ conn_open(DcRedisConn *conn, DcServer *server, const char *op)
 	conn->mapping_hash = OidIsValid(server->umid) ?
 		GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(server->umid)) : 0;
 
+	/* the egress guard: an address literal before connecting ... */
+	dc_egress_check_host(server, op, host);
 	ctx = redisConnectNonBlock(host, port);
 	if (ctx == NULL)
 		ereport(ERROR,
@@ -530,6 +532,8 @@ conn_open(DcRedisConn *conn, DcServer *server, const char *op)
 						server->servername, op),
 				 errdetail_internal("%s", strerror(sockerr))));
 	}
+	/* ... and whatever a name led to, before the password is sent */
+	dc_egress_check_fd(server, op, ctx->fd);
 
 	if (password)
 	{

@@ -35,7 +35,14 @@ CREATE FUNCTION build_info() RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'datacore_build_info' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION build_info() IS 'versions of datacore and the libraries it runs with';
 
-CREATE FUNCTION breaker_status(OUT server text, OUT failures int, OUT open_until timestamptz)
+CREATE FUNCTION breaker_status(OUT server text, OUT state text, OUT failures int,
+		OUT opened_at timestamptz, OUT next_probe_at timestamptz)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'datacore_breaker_status' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION breaker_status() IS 'servers of this database with consecutive failures on record, and until when calls to them fail fast';
+COMMENT ON FUNCTION breaker_status() IS 'circuit breakers of this database''s servers with failures on record: state (closed, open, half-open), consecutive failures, when it last opened, when the next probe call may go';
+
+-- The breakers as a view, for monitoring (no secrets: names and counters).
+CREATE VIEW breakers AS
+	SELECT server, state, failures, opened_at, next_probe_at FROM breaker_status();
+COMMENT ON VIEW breakers IS 'circuit breakers of this database''s servers with failures on record';
+GRANT SELECT ON breakers TO PUBLIC;
