@@ -62,6 +62,7 @@ extern void dc_http_set_json_body(DcHttpRequest *req, const char *json);
 extern const char *dc_http_header(DcHttpResponse *resp, const char *name);
 extern char *dc_http_escape(const char *s, bool keep_slash);
 
+extern int	dc_http_status_errcode(long status);
 extern void dc_http_raise_status(DcServer *server, DcHttpRequest *req,
 								 DcHttpResponse *resp, const char *remote_message) pg_attribute_noreturn();
 

@@ -43,6 +43,7 @@
 #include "utils/wait_event.h"
 
 #include "breaker.h"
+#include "metrics.h"
 #include "redis.h"
 
 /* Cache key: OIDs only, so no secret ever lands in a hash key. */
@@ -77,6 +78,8 @@ struct DcRedisPending
 	int			nreplies;
 	redisReply **replies;
 	TimestampTz deadline;		/* 0: none */
+	TimestampTz sent_at;		/* for the latency metric */
+	int64		sent_bytes;
 	bool		done;			/* replies read (or connection lost) */
 };
 
@@ -235,6 +238,7 @@ static void
 raise_timeout(DcServer *server, const char *op, bool connecting)
 {
 	dc_breaker_record(server, false);
+	dc_metrics_failure(server, op, ERRCODE_CONNECTION_FAILURE);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 connecting ?
@@ -251,6 +255,7 @@ static void
 raise_io(DcServer *server, const char *op, const char *what)
 {
 	dc_breaker_record(server, false);
+	dc_metrics_failure(server, op, ERRCODE_CONNECTION_FAILURE);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("connection to redis server \"%s\" failed during %s",
@@ -657,6 +662,8 @@ drain(DcRedisPending *p)
 	p->conn->pending = NULL;
 	p->conn->busy = false;
 	dc_breaker_record(p->server, true);
+	dc_metrics_redis(p->server, p->op, p->replies, p->nreplies, p->sent_bytes,
+					 received, p->sent_at);
 }
 
 /*
@@ -691,6 +698,8 @@ dc_redis_send(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
 	p->replies = palloc0(sizeof(redisReply *) * Max(ncmds, 1));
 	initStringInfo(&buf);
 	format_commands(&buf, ncmds, cmds);
+	p->sent_at = GetCurrentTimestamp();
+	p->sent_bytes = buf.len;
 
 	for (attempt = 0;; attempt++)
 	{
