@@ -27,9 +27,24 @@ CREATE FUNCTION reset_metrics() RETURNS void
 	AS 'MODULE_PATHNAME', 'datacore_reset_metrics' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION reset_metrics() IS 'empty the metrics table, for every database';
 
--- Breaker state of this database's servers: from the view datacore.breakers
--- where the installed version has it, else from breaker_status().
+-- Breaker state of this database's servers that have a breaker on record or
+-- metrics: from the view datacore.breakers where the installed version has
+-- it, else from breaker_status().
 CREATE FUNCTION metrics_breakers(OUT server text, OUT state text)
+	RETURNS SETOF record
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN QUERY
+		SELECT DISTINCT ON (x.server) x.server, coalesce(x.state, 'closed')
+		  FROM (SELECT e.server, NULL::text AS state FROM datacore.metrics_entries() e
+				 WHERE e.database = current_database()
+				UNION ALL
+				SELECT * FROM datacore.metrics_breaker_records()) x
+		 ORDER BY x.server, x.state NULLS LAST;
+END $$;
+COMMENT ON FUNCTION metrics_breakers() IS 'breaker state (closed, open, half_open) of this database''s servers with metrics or a breaker on record';
+
+CREATE FUNCTION metrics_breaker_records(OUT server text, OUT state text)
 	RETURNS SETOF record
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -43,7 +58,7 @@ BEGIN
 			  FROM datacore.breaker_status() b;
 	END IF;
 END $$;
-COMMENT ON FUNCTION metrics_breakers() IS 'breaker state (closed, open, half_open) of this database''s servers with one on record';
+COMMENT ON FUNCTION metrics_breaker_records() IS 'breaker state of this database''s servers with a breaker on record';
 
 -- Jobs of this database by state, once the table datacore.jobs exists; every
 -- state is listed, with 0 when there are none.  SECURITY DEFINER: a monitor
@@ -153,12 +168,7 @@ BEGIN
 								 datacore.metrics_label(current_database()), datacore.metrics_label(s.server),
 								 CASE WHEN s.state IN ('open', 'half_open') THEN 1 ELSE 0 END),
 						  '' ORDER BY s.server)
-		  FROM (SELECT DISTINCT ON (x.server) x.server, coalesce(x.state, 'closed') AS state
-				  FROM (SELECT b.server, b.state FROM datacore.metrics_breakers() b
-						UNION ALL
-						SELECT m.server, NULL FROM unnest(rows) m
-						 WHERE m.database = current_database()) x
-				 ORDER BY x.server, x.state NULLS LAST) s), '');
+		  FROM datacore.metrics_breakers() s), '');
 
 	IF to_regclass('datacore.jobs') IS NOT NULL THEN
 		out := out || E'# HELP datacore_jobs_by_state Jobs in datacore.jobs of this database, by state.\n'
@@ -185,8 +195,9 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION metrics_prometheus() IS 'datacore.metrics in the Prometheus text exposition format (version 0.0.4)';
 
-REVOKE EXECUTE ON FUNCTION metrics_entries(), metrics_info(), reset_metrics(),
-	metrics_jobs(), metrics_prometheus() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION metrics_entries(), metrics_info(), reset_metrics(), metrics_breakers(),
+	metrics_breaker_records(), metrics_jobs(), metrics_prometheus() FROM PUBLIC;
 REVOKE SELECT ON metrics FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION metrics_entries(), metrics_info(), metrics_jobs(), metrics_prometheus() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION metrics_entries(), metrics_info(), metrics_breakers(),
+	metrics_breaker_records(), metrics_jobs(), metrics_prometheus() TO pg_monitor;
 GRANT SELECT ON metrics TO pg_monitor;
