@@ -64,7 +64,6 @@ static const char *const error_classes[] = {
 	"42",						/* undefined object, privilege (404, 409) */
 	"53",						/* out of memory */
 	"54",						/* size limit (413, max_response_bytes) */
-	"57",						/* cancelled */
 	"HV",						/* other remote error */
 	"other"
 };
@@ -131,6 +130,7 @@ typedef struct LocalSlot
 } LocalSlot;
 
 static int	max_entries_guc = 1000;
+static bool track_metrics = true;
 static MetricsTable *table = NULL;
 static HTAB *local_slots = NULL;
 
@@ -151,6 +151,13 @@ dc_metrics_init(void)
 							1000, 16, 100000,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("datacore.track_metrics",
+							 "Count requests in the metrics table.",
+							 NULL,
+							 &track_metrics,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 }
 
 void
@@ -281,7 +288,7 @@ acquire_entry(DcServer *server, const char *operation, bool create)
 	uint32		gen;
 	int			attempt;
 
-	if (t == NULL || server == NULL || operation == NULL)
+	if (!track_metrics || t == NULL || server == NULL || operation == NULL)
 		return NULL;
 	if (local_slots == NULL)
 	{
@@ -412,6 +419,8 @@ dc_metrics_http(DcServer *server, const char *operation, void *easy,
 	int			errcode;
 	MetricsEntry *e;
 
+	if (!track_metrics)
+		return;
 	if (easy)
 	{
 		curl_easy_getinfo((CURL *) easy, CURLINFO_SIZE_UPLOAD_T, &up);
@@ -458,10 +467,14 @@ dc_metrics_redis(DcServer *server, const char *operation,
 				 struct redisReply **replies, int nreplies,
 				 int64 sent_bytes, int64 received_bytes, TimestampTz started)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	MetricsEntry *e = acquire_entry(server, operation, true);
+	TimestampTz now;
+	MetricsEntry *e;
 	int			i;
 
+	if (!track_metrics)
+		return;
+	now = GetCurrentTimestamp();
+	e = acquire_entry(server, operation, true);
 	if (e == NULL)
 		return;
 	e->c.requests++;

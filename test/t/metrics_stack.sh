@@ -36,8 +36,11 @@ done
 tmp=$(mktemp -d /tmp/datacore-metrics-stack.XXXXXX)
 exporter_pid= prometheus_pid=
 cleanup() {
-    [[ -n $prometheus_pid ]] && kill "$prometheus_pid" 2>/dev/null && wait "$prometheus_pid" 2>/dev/null
-    [[ -n $exporter_pid ]] && kill "$exporter_pid" 2>/dev/null && wait "$exporter_pid" 2>/dev/null
+    local pid
+    for pid in $prometheus_pid $exporter_pid; do
+        kill "$pid" 2>/dev/null || continue
+        wait "$pid" 2>/dev/null || true
+    done
     q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
     q -d postgres -c "DROP ROLE IF EXISTS $role" >/dev/null 2>&1 || true
     rm -rf "$tmp"
