@@ -29,6 +29,7 @@
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
@@ -276,8 +277,10 @@ shared_slot(MetricsTable *t, const MetricsKey *key, DcServer *server,
 
 /*
  * The entry for (server, operation) with its spinlock held, or NULL if it
- * cannot be had (table full, or "create" is false and the key is new).
- * Never raises: allocation failures drop the recording.
+ * cannot be had (table full, or "create" is false and the key is new to
+ * this backend or the table).  Only a key new to this backend allocates,
+ * and never inside an aborting transaction, so that recording from a
+ * cleanup path cannot raise.
  */
 static MetricsEntry *
 acquire_entry(DcServer *server, const char *operation, bool create)
@@ -290,6 +293,9 @@ acquire_entry(DcServer *server, const char *operation, bool create)
 
 	if (!track_metrics || t == NULL || server == NULL || operation == NULL)
 		return NULL;
+	/* while a transaction aborts, allocating (and so erring) is off limits */
+	if (!IsTransactionState())
+		create = false;
 	if (local_slots == NULL)
 	{
 		HASHCTL		ctl;
@@ -313,9 +319,7 @@ acquire_entry(DcServer *server, const char *operation, bool create)
 	{
 		if (!create)
 			return NULL;
-		local = hash_search(local_slots, &key, HASH_ENTER_NULL, NULL);
-		if (local == NULL)
-			return NULL;
+		local = hash_search(local_slots, &key, HASH_ENTER, NULL);
 		local->generation = 0;	/* never current: looked up below */
 	}
 
@@ -326,7 +330,12 @@ acquire_entry(DcServer *server, const char *operation, bool create)
 		gen = pg_atomic_read_u32(&t->generation);
 		if (local->generation != gen)
 		{
-			local->slot = shared_slot(t, &key, server, create);
+			int			slot = shared_slot(t, &key, server, create);
+
+			/* not remembered: a later call may still add the key */
+			if (slot < 0 && !create)
+				return NULL;
+			local->slot = slot;
 			local->generation = gen;
 		}
 		if (local->slot < 0)

@@ -4,9 +4,9 @@
  *		Request counters per (database, server, operation) in shared memory,
  *		read by the datacore.metrics view and the Prometheus exposition.
  *
- * The recording functions never raise an error and never allocate once a
- * backend has seen a (server, operation) pair: they are called where
- * requests end, including while a transaction aborts.
+ * The recording functions allocate only the first time a backend sees a
+ * (server, operation) pair, and not at all while a transaction aborts:
+ * they are called where requests end, cleanup paths included.
  *
  *-------------------------------------------------------------------------
  */
