@@ -103,6 +103,19 @@ SELECT count(*) AS states, sum(jobs) = (SELECT count(*) FROM datacore.jobs) AS c
 SELECT count(*) AS job_samples FROM dc_test.samples('datacore_jobs_by_state');
 ROLLBACK;
 
+-- a transfer abandoned while its transaction aborts (statement_timeout on a
+-- hung request) right after a reset is not counted, and its key is counted
+-- normally from the next request on
+SELECT datacore.ollama_version();
+SELECT datacore.reset_metrics();
+SELECT dc_test.fault('ollama', '{"mode": "hang", "times": 1}');
+SET statement_timeout = '300ms';
+SELECT datacore.ollama_version();
+RESET statement_timeout;
+SELECT datacore.ollama_version();
+SELECT server, operation, requests, errors FROM dc_test.metrics();
+SELECT entries, overflow FROM datacore.metrics_info();
+
 -- who may read: pg_monitor members; reset: superusers and whom they grant
 CREATE ROLE regress_metrics_plain;
 CREATE ROLE regress_metrics_monitor IN ROLE pg_monitor;
