@@ -36,13 +36,17 @@ SELECT (datacore.ollama_chat('[{"role": "user", "content": "hi there"}]')) ->> '
 SELECT array_length(datacore.ollama_embed('text'), 1);
 SELECT datacore.redis_set('regress_metrics:k', 'v');
 SELECT datacore.redis_get('regress_metrics:k');
-SELECT datacore.redis_del('regress_metrics:k');
--- errors, by SQLSTATE class: unknown model 404 (42), injected 500 (HV),
--- a Redis error reply (HV)
+-- errors, by SQLSTATE class (only the SQLSTATE is shown: the messages are
+-- the services' own): unknown model 404 (42), injected 500 (HV), Redis
+-- error replies WRONGTYPE (42) and ERR (HV)
+\set VERBOSITY sqlstate
 SELECT datacore.ollama_generate('x', model => 'no-such-model');
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 500, "times": 1}');
 SELECT datacore.ollama_generate('x');
-SELECT datacore.redis_command('{NOSUCHCOMMAND}');
+SELECT datacore.redis_lpush('regress_metrics:k', 'x');
+SELECT datacore.redis_incr('regress_metrics:k');
+\set VERBOSITY default
+SELECT datacore.redis_del('regress_metrics:k');
 -- a retry after a 503: two requests, one retry, one error of class 08
 ALTER SERVER ollama OPTIONS (ADD retries '1');
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 503, "times": 1}');
@@ -54,8 +58,10 @@ SELECT * FROM dc_test.metrics();
 -- calls fail fast without a request, and the breaker state shows
 CREATE SERVER regress_metrics_down FOREIGN DATA WRAPPER datacore_ollama
 	OPTIONS (url 'http://127.0.0.1:1', breaker_threshold '1', breaker_cooldown_ms '600000');
+\set VERBOSITY sqlstate
 SELECT datacore.ollama_version('regress_metrics_down');
 SELECT datacore.ollama_version('regress_metrics_down');
+\set VERBOSITY default
 SELECT server, requests, errors_by_class, breaker_state
   FROM dc_test.metrics() WHERE server = 'regress_metrics_down';
 SELECT * FROM dc_test.samples('datacore_breaker_open');
@@ -77,7 +83,9 @@ SELECT line FROM dc_test.samples('datacore_request_duration_seconds_count') line
  WHERE line LIKE '%operation="redis_get"%';
 CREATE SERVER "regress ""odd"" \name" FOREIGN DATA WRAPPER datacore_ollama
 	OPTIONS (url 'http://127.0.0.1:1');
+\set VERBOSITY sqlstate
 SELECT datacore.ollama_version(E'regress "odd" \\name');
+\set VERBOSITY default
 SELECT * FROM dc_test.samples('datacore_requests_total') WHERE line LIKE '%odd%';
 -- every family has HELP and TYPE, counters end in _total, nothing secret
 SELECT line FROM regexp_split_to_table(datacore.metrics_prometheus(), E'\n') line
@@ -110,7 +118,9 @@ SELECT datacore.ollama_version();
 SELECT datacore.reset_metrics();
 SELECT dc_test.fault('ollama', '{"mode": "hang", "times": 1}');
 SET statement_timeout = '300ms';
+\set VERBOSITY sqlstate
 SELECT datacore.ollama_version();
+\set VERBOSITY default
 RESET statement_timeout;
 SELECT datacore.ollama_version();
 SELECT server, operation, requests, errors FROM dc_test.metrics();
