@@ -23,6 +23,7 @@
 #include "datacore.h"
 #include "http.h"
 #include "json.h"
+#include "metrics.h"
 
 PG_MODULE_MAGIC;
 
@@ -37,6 +38,7 @@ dc_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	dc_breaker_request_shmem();
+	dc_metrics_request_shmem();
 }
 
 static void
@@ -45,6 +47,7 @@ dc_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	dc_breaker_startup();
+	dc_metrics_startup();
 }
 
 void
@@ -52,6 +55,7 @@ _PG_init(void)
 {
 	dc_http_init();
 	dc_json_init();
+	dc_metrics_init();
 
 	MarkGUCPrefixReserved("datacore");
 

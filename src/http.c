@@ -38,6 +38,7 @@
 #include "utils/wait_event.h"
 
 #include "breaker.h"
+#include "metrics.h"
 #include "http.h"
 
 /* Bytes a stream buffers before it pauses the transfer. */
@@ -466,6 +467,8 @@ stream_detach(DcHttpStream *s, bool broken)
 {
 	if (s->state == STREAM_CLOSED)
 		return;
+	dc_metrics_http(s->server, s->req->operation, s->easy, s->state == STREAM_DONE,
+					s->result, s->status, s->too_large, s->out_of_memory);
 	s->state = STREAM_CLOSED;
 	dlist_delete(&s->node);
 
@@ -988,6 +991,7 @@ retry_sleep(DcHttpStream *s, int attempt)
 		ms = atol(ra) * 1000L;
 	ms = Min(ms, Min((long) MAX_RETRY_SLEEP_MS, (long) s->server->timeout_ms));
 
+	dc_metrics_retry(s->server, s->req->operation);
 	elog(DEBUG1, "datacore: retrying %s on server \"%s\" in %ld ms",
 		 s->req->operation, s->server->servername, ms);
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1276,8 +1280,9 @@ dc_http_escape_segment(const char *s)
 	return dc_http_escape(s, false);
 }
 
-static int
-status_errcode(long status)
+/* The SQLSTATE an HTTP error status is raised with (metrics count it too). */
+int
+dc_http_status_errcode(long status)
 {
 	switch (status)
 	{
@@ -1325,7 +1330,7 @@ dc_http_raise_status(DcServer *server, DcHttpRequest *req, DcHttpResponse *resp,
 		detail = dc_remote_excerpt(remote_message, strlen(remote_message), 500);
 
 	ereport(ERROR,
-			(errcode(status_errcode(resp->status)),
+			(errcode(dc_http_status_errcode(resp->status)),
 			 errmsg("server \"%s\" rejected %s with HTTP status %ld",
 					server->servername, req->operation, resp->status),
 			 errdetail_internal("%s", detail)));

@@ -66,6 +66,7 @@ extern char *dc_http_escape(const char *s, bool keep_slash);
 extern char *dc_http_escape_segment(const char *s);
 extern DcServer *dc_http_cleanup_server(DcServer *server);
 
+extern int	dc_http_status_errcode(long status);
 extern void dc_http_raise_status(DcServer *server, DcHttpRequest *req,
 								 DcHttpResponse *resp, const char *remote_message) pg_attribute_noreturn();
 

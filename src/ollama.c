@@ -26,6 +26,7 @@
 #include "utils/tuplestore.h"
 
 #include "http.h"
+#include "metrics.h"
 #include "ollama.h"
 
 /* Default number of texts sent in one /api/embed request. */
@@ -282,6 +283,47 @@ ollama_request(DcServer *server, const char *operation, const char *method,
 	return req;
 }
 
+/* A non-negative integer member of a plain JSON object, or -1. */
+static int64
+count_member(const char *data, size_t len, const char *key)
+{
+	const char *v;
+	size_t		vlen;
+	char		digits[20];
+
+	if (!dc_ollama_fast_member(data, len, key, &v, &vlen) ||
+		vlen == 0 || vlen >= sizeof(digits) || strspn(v, "0123456789") < vlen)
+		return -1;
+	memcpy(digits, v, vlen);
+	digits[vlen] = '\0';
+	return strtoi64(digits, NULL, 10);
+}
+
+/*
+ * Count a generate or chat reply's tokens in the metrics: prompt_eval_count
+ * and eval_count of the final object (the body, or an NDJSON stream's last
+ * line).  Read with the fast scanner; a reply it cannot read counts none.
+ */
+static void
+record_tokens(DcServer *server, const char *operation, DcHttpResponse *resp)
+{
+	const char *data = resp->body.data;
+	size_t		len = resp->body.len;
+	const char *last;
+
+	if (data == NULL)
+		return;
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' ||
+					   data[len - 1] == ' '))
+		len--;
+	for (last = data + len; last > data && last[-1] != '\n'; last--)
+		;
+	len -= last - data;
+	dc_metrics_tokens(server, operation,
+					  count_member(last, len, "prompt_eval_count"),
+					  count_member(last, len, "eval_count"));
+}
+
 /*
  * Send one request to the Ollama API and return the response, whose HTTP
  * status is known to be below 400.  "model" names the model the request
@@ -296,6 +338,8 @@ ollama_send(DcServer *server, const char *operation, const char *method,
 
 	if (resp->status >= 400)
 		raise_status(server, req, resp, model);
+	if (strcmp(path, "/api/generate") == 0 || strcmp(path, "/api/chat") == 0)
+		record_tokens(server, operation, resp);
 	return resp;
 }
 

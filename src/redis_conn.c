@@ -52,6 +52,7 @@
 #include "utils/wait_event.h"
 
 #include "breaker.h"
+#include "metrics.h"
 #include "redis.h"
 
 /* Cache key: OIDs only, so no secret ever lands in a hash key. */
@@ -90,6 +91,8 @@ struct DcRedisPending
 	redisReply **replies;
 	TimestampTz deadline;		/* 0: none */
 	int64		max_bytes;		/* cap on the bytes of all replies */
+	TimestampTz sent_at;		/* for the latency metric */
+	int64		sent_bytes;
 	bool		done;			/* replies read (or connection lost) */
 	MemoryContextCallback cb;	/* detaches it when cxt goes away unread */
 };
@@ -276,6 +279,7 @@ static void
 raise_timeout(DcServer *server, const char *op, bool connecting)
 {
 	dc_breaker_record(server, false);
+	dc_metrics_failure(server, op, ERRCODE_CONNECTION_FAILURE);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 connecting ?
@@ -292,6 +296,7 @@ static void
 raise_io(DcServer *server, const char *op, const char *what)
 {
 	dc_breaker_record(server, false);
+	dc_metrics_failure(server, op, ERRCODE_CONNECTION_FAILURE);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("connection to redis server \"%s\" failed during %s",
@@ -734,6 +739,8 @@ drain(DcRedisPending *p)
 	p->conn->pending = NULL;
 	p->conn->busy = false;
 	dc_breaker_record(p->server, true);
+	dc_metrics_redis(p->server, p->op, p->replies, p->nreplies, p->sent_bytes,
+					 received, p->sent_at);
 }
 
 /*
@@ -784,6 +791,8 @@ send_request(DcServer *server, const char *op, int ncmds, DcRedisCmd **cmds,
 	p->replies = palloc0(sizeof(redisReply *) * Max(ncmds, 1));
 	initStringInfo(&buf);
 	format_commands(&buf, ncmds, cmds);
+	p->sent_at = GetCurrentTimestamp();
+	p->sent_bytes = buf.len;
 
 	for (attempt = 0;; attempt++)
 	{
