@@ -20,7 +20,9 @@
  * otherwise SCAN walks the keyspace (MATCH on the prefix, plus the literal
  * prefix of a "key LIKE 'abc%'" condition, and TYPE), never KEYS.  Each
  * round trip carries the reads for one SCAN page pipelined with the next
- * SCAN call, so memory is bounded by one batch (scan_count keys).  All
+ * SCAN call, so memory is bounded by one batch (scan_count keys) plus the
+ * set of keys already returned: SCAN may return a key more than once while
+ * Redis resizes its hash table, and a table must not show a key twice.  All
  * conditions are still checked locally.
  *
  * Writes (INSERT/UPDATE/DELETE, RETURNING) are in fdw_redis_modify.c.
@@ -48,6 +50,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "common/hashfn.h"
 #include "fdw_redis.h"
 #include "redis.h"
 
@@ -58,7 +61,48 @@
 static const char *const type_names[] = {"string", "hash", "list", "set", "zset"};
 static const char *const read_names[] = {"GET", "HGETALL", "LRANGE", "SMEMBERS", "ZRANGE"};
 
-/* What a scan reads: keys given by the query, or a SCAN of the keyspace. */
+/*
+ * The keys a keyspace scan has returned so far.  Keys are binary-safe byte
+ * strings, so they are compared by length and bytes.
+ */
+typedef struct KeyBytes
+{
+	const char *data;
+	size_t		len;
+} KeyBytes;
+
+typedef struct SeenKey
+{
+	KeyBytes	key;
+	uint32		hash;
+	char		status;			/* used by simplehash */
+} SeenKey;
+
+static inline uint32
+key_bytes_hash(KeyBytes k)
+{
+	return hash_bytes((const unsigned char *) k.data, (int) k.len);
+}
+
+static inline bool
+key_bytes_equal(KeyBytes a, KeyBytes b)
+{
+	return a.len == b.len && memcmp(a.data, b.data, a.len) == 0;
+}
+
+#define SH_PREFIX		seenkeys
+#define SH_ELEMENT_TYPE	SeenKey
+#define SH_KEY_TYPE		KeyBytes
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, k)	key_bytes_hash(k)
+#define SH_EQUAL(tb, a, b)	key_bytes_equal(a, b)
+#define SH_SCOPE		static inline
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a)	((a)->hash)
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 typedef enum ScanMode
 {
 	SCAN_KEYSPACE,
@@ -94,6 +138,8 @@ typedef struct RedisScanState
 	/* keys to read */
 	bool		started;
 	char	   *cursor;			/* SCAN cursor; "0" ends */
+	MemoryContext seen_cxt;		/* keyspace scan: the keys returned so far */
+	seenkeys_hash *seen;
 	int			nlist;			/* key-list mode: the keys */
 	char	  **list;
 	size_t	   *list_len;
@@ -963,6 +1009,25 @@ send_list_chunk(RedisScanState *st, RedisBatch *b)
 	st->next_key += n;
 }
 
+/*
+ * True the first time a keyspace scan meets a key.  The key is copied: the
+ * reply it came in is freed with its batch.
+ */
+static bool
+first_sight(RedisScanState *st, const char *data, size_t len)
+{
+	KeyBytes	k = {data, len};
+	bool		found;
+	SeenKey    *entry;
+
+	entry = seenkeys_insert(st->seen, k, &found);
+	if (found)
+		return false;
+	entry->key.data = MemoryContextAlloc(st->seen_cxt, Max(len, 1));
+	memcpy((char *) entry->key.data, data, len);
+	return true;
+}
+
 /* The first request of a scan. */
 static void
 start_scan(ForeignScanState *node, RedisScanState *st)
@@ -972,7 +1037,16 @@ start_scan(ForeignScanState *node, RedisScanState *st)
 	st->cursor = NULL;
 	st->batch[1].live = false;
 	if (st->mode == SCAN_KEYSPACE)
+	{
+		if (st->seen_cxt == NULL)
+			st->seen_cxt = AllocSetContextCreate(GetMemoryChunkContext(st),
+												 "datacore redis scan keys",
+												 ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(st->seen_cxt);
+		st->seen = seenkeys_create(st->seen_cxt, 1024, NULL);
 		send_batch(st, &st->batch[0], 0, NULL, NULL, true);
+	}
 	else
 	{
 		load_key_list(node, st);
@@ -1018,6 +1092,7 @@ fetch_batch(RedisScanState *st)
 		redisReply *keys;
 		char	  **names;
 		size_t	   *lens;
+		int			nnew;
 
 		/* SCAN is the last command, after the reads */
 		if (use_mget(st))
@@ -1034,16 +1109,20 @@ fetch_batch(RedisScanState *st)
 		keys = r->element[1];
 		names = palloc(sizeof(char *) * Max(keys->elements, 1));
 		lens = palloc(sizeof(size_t) * Max(keys->elements, 1));
+		nnew = 0;
 		for (i = 0; i < (int) keys->elements; i++)
 		{
 			if (keys->element[i]->type != REDIS_REPLY_STRING)
 				dc_redis_unexpected(st->server, op, r);
-			names[i] = keys->element[i]->str;
-			lens[i] = keys->element[i]->len;
+			if (!first_sight(st, keys->element[i]->str, keys->element[i]->len))
+				continue;
+			names[nnew] = keys->element[i]->str;
+			lens[nnew] = keys->element[i]->len;
+			nnew++;
 		}
 		st->cursor = MemoryContextStrdup(GetMemoryChunkContext(st), r->element[0]->str);
-		if (keys->elements > 0 || strcmp(st->cursor, "0") != 0)
-			send_batch(st, next, keys->elements, names, lens, strcmp(st->cursor, "0") != 0);
+		if (nnew > 0 || strcmp(st->cursor, "0") != 0)
+			send_batch(st, next, nnew, names, lens, strcmp(st->cursor, "0") != 0);
 		else
 			next->live = false;
 	}

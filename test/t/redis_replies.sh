@@ -32,7 +32,13 @@ const replies = {
   'PEXPIRE': '+QUEUED\r\n', 'LPUSH': '+QUEUED\r\n', 'HGETALL': '+QUEUED\r\n',
   'DEL': '+QUEUED\r\n', 'GET half': '$10\r\nabc', 'GET garbage': '!garbage\r\n',
   'GET list': '*1\r\n:1\r\n',
+  // a keyspace walked in two pages that both hold "b", as SCAN may answer
+  // while Redis resizes its table
+  'SCAN 0': '*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n',
+  'SCAN 1': '*2\r\n$1\r\n0\r\n*2\r\n$1\r\nb\r\n$1\r\nc\r\n',
 };
+// MGET answers each key's name as its value
+const mget = keys => `*${keys.length}\r\n` + keys.map(k => `$${Buffer.byteLength(k, 'latin1')}\r\n${k}\r\n`).join('');
 let conns = 0;
 // one complete RESP array of bulk strings at the start of buf, or null
 function parse(buf) {
@@ -68,6 +74,7 @@ const server = net.createServer(sock => {
       const name = r.args[0].toUpperCase();
       let reply = replies[name + ' ' + (r.args[1] || '')] ?? replies[name] ?? '+OK\r\n';
       if (reply === 'CONNS') reply = ':' + conns + '\r\n';
+      if (name === 'MGET') reply = mget(r.args.slice(1));
       sock.write(reply);
     }
   });
@@ -132,6 +139,8 @@ expect "redis_del refuses QUEUED" \
     "SELECT redis_del('k', 'regress_fake')" "$unexpected redis_del"
 expect "INSERT refuses QUEUED" \
     "INSERT INTO regress_fake_str VALUES ('k', 'v')" "$unexpected INSERT into a redis foreign table"
+expect "a key SCAN returns twice is one row" \
+    "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM regress_fake_str" '^ a=a,b=b,c=c$'
 expect "a key read refuses QUEUED" \
     "SELECT * FROM regress_fake_hash WHERE key = 'k'" "$unexpected a scan of a redis foreign table"
 
