@@ -12,6 +12,16 @@ SELECT qdrant_drop_collection(c, if_exists => true)
 SELECT qdrant_create_collection('regress_fn', 3);
 SELECT qdrant_create_collection('regress_fn', 3);                 -- duplicate
 SELECT qdrant_create_collection('regress_fn', 3, if_not_exists => true);
+-- a creator that loses the race (the existence check says no, the PUT
+-- finds it) gets false, and what is allocated after that call must not
+-- live in ErrorContext, which the next caught error resets
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1,
+  "path": "/collections/regress_fn/exists",
+  "body": "{\"result\": {\"exists\": false}, \"status\": \"ok\", \"time\": 0}"}');
+SELECT length(qdrant_create_collection('regress_fn', 3, if_not_exists => true)::text
+              || repeat('x', 4000000)) AS created_and_more;
+SELECT total_bytes < 1000000 AS error_context_small
+  FROM pg_backend_memory_contexts WHERE name = 'ErrorContext';
 SELECT qdrant_create_collection('regress_fn_euclid', 2, 'euclid');
 SELECT qdrant_create_collection('regress_bad', 3, 'Hamming');
 SELECT qdrant_create_collection('regress_bad', 0);

@@ -628,6 +628,8 @@ datacore_qdrant_create_collection(PG_FUNCTION_ARGS)
 	DcServer   *server = arg_server(fcinfo, 4, op);
 	json_t	   *body = dc_json_object();
 	json_t	   *vectors = dc_json_object();
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool created = true;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -658,6 +660,10 @@ datacore_qdrant_create_collection(PG_FUNCTION_ARGS)
 		if (json_is_true(json_object_get(exists, "exists")))
 			PG_RETURN_BOOL(false);
 	}
+	/*
+	 * Swallowing the error needs no subtransaction: the duplicate is raised
+	 * from a complete reply, when nothing is left half-done.
+	 */
 	PG_TRY();
 	{
 		(void) dc_qdrant_call(server, op, "PUT", dc_qdrant_path(collection, NULL),
@@ -665,16 +671,26 @@ datacore_qdrant_create_collection(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
+		/* the caller's memory must not stay in ErrorContext */
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
 		/* lost a race with another creator: that is what was asked for */
-		if (if_not_exists && geterrcode() == ERRCODE_DUPLICATE_OBJECT)
+		if (if_not_exists && edata->sqlerrcode == ERRCODE_DUPLICATE_OBJECT)
 		{
 			FlushErrorState();
-			PG_RETURN_BOOL(false);
+			FreeErrorData(edata);
+			created = false;
 		}
-		PG_RE_THROW();
+		else
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
 	}
 	PG_END_TRY();
-	PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(created);
 }
 
 PG_FUNCTION_INFO_V1(datacore_qdrant_drop_collection);
