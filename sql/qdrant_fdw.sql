@@ -97,6 +97,24 @@ SELECT id FROM regress_docs WHERE lower(lang) = 'de' AND n < 4 ORDER BY id;
 SELECT id FROM regress_docs WHERE lang = 'de' OR n = 2 ORDER BY id;
 SELECT body->'filter' AS filter FROM regress_requests();
 
+SELECT qdrant_drop_collection('regress_ft_num', if_exists => true);
+SELECT qdrant_create_collection('regress_ft_num', 1);
+CREATE FOREIGN TABLE regress_nums (id bigint, vector real[], payload jsonb, n integer,
+	x numeric, flag boolean, code char(4), lang text, price numeric, big numeric, ts float8)
+  SERVER qdrant OPTIONS (collection 'regress_ft_num');
+-- numbers keep their value both ways: integers past 2^53 up to 2^64-1,
+-- decimals that need 17 digits; a string shaped like the marker for big
+-- integers stays a string
+INSERT INTO regress_nums (id, vector, payload) VALUES (5, '{1}',
+	'{"price": 1234567.891, "ts": 1700000000.123, "big": 18446744073709551615, "b53": 9007199254740993, "min": -9223372036854775808, "third": 0.30000000000000004, "mark": "\u001fu64:42"}');
+SELECT id, price, big, ts, payload FROM regress_nums WHERE id = 5;
+SELECT id FROM regress_nums WHERE big = 18446744073709551615;
+SELECT id FROM regress_nums WHERE ts = 1700000000.123;
+UPDATE regress_nums SET payload = payload || '{"n": 7}' WHERE id = 5;
+SELECT payload FROM regress_nums WHERE id = 5;
+DROP FOREIGN TABLE regress_nums;
+SELECT qdrant_drop_collection('regress_ft_num');
+
 -- parameters are evaluated at scan start
 PREPARE regress_by_id(bigint) AS SELECT id, heading FROM regress_docs WHERE id = $1;
 SET plan_cache_mode = force_generic_plan;

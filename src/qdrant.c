@@ -29,203 +29,7 @@
 
 #include "qdrant.h"
 
-/*
- * Marks a jansson string that stands for an integer outside the int64
- * range (an id above INT64_MAX, or a big number in a payload).  0x1F
- * cannot appear unescaped in JSON text, and jansson always writes it as
- * \u001F, which is what dc_qdrant_dumps() looks for (rewrite_big_integers()
- * writes the same escape).
- */
-#define U64_MARK		"\x1Fu64:"
-#define U64_MARK_LEN	5
-#define U64_MARK_JSON	"\"\\u001Fu64:"
-#define U64_MARK_JSON_LEN 11
-
 #define MAX_DIMENSION	65536
-
-/* ---------- JSON with unsigned 64-bit integers ---------- */
-
-/*
- * Serialize a request body.  Reals are written with 9 significant digits,
- * enough to round-trip any float4 and much shorter than jansson's default;
- * marked u64 strings become bare numbers again.
- */
-char *
-dc_qdrant_dumps(json_t *json)
-{
-	char	   *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
-	char	   *p;
-	StringInfoData out;
-	const char *rest;
-
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not serialize JSON")));
-	p = strstr(s, U64_MARK_JSON);
-	if (p == NULL)
-		return s;
-
-	initStringInfo(&out);
-	rest = s;
-	while (p != NULL)
-	{
-		const char *digits = p + U64_MARK_JSON_LEN;
-		const char *end = digits + (*digits == '-' ? 1 : 0);
-
-		while (isdigit((unsigned char) *end))
-			end++;
-		if (*end != '"' || end == digits)
-		{
-			/* not one of ours: copy the marker text through unchanged */
-			appendBinaryStringInfo(&out, rest, (p - rest) + U64_MARK_JSON_LEN);
-			rest = p + U64_MARK_JSON_LEN;
-		}
-		else
-		{
-			appendBinaryStringInfo(&out, rest, p - rest);
-			appendBinaryStringInfo(&out, digits, end - digits);
-			rest = end + 1;
-		}
-		p = strstr(rest, U64_MARK_JSON);
-	}
-	appendStringInfoString(&out, rest);
-	pfree(s);
-	return out.data;
-}
-
-/* Compare two digit strings without leading zeros as numbers. */
-static int
-cmp_digits(const char *a, size_t alen, const char *b)
-{
-	size_t		blen = strlen(b);
-
-	if (alen != blen)
-		return alen < blen ? -1 : 1;
-	return strncmp(a, b, alen);
-}
-
-/*
- * Rewrite the integers jansson cannot hold (outside the int64 range) as
- * marked strings, so that they come out unchanged.  Returns NULL when
- * nothing needed rewriting.
- */
-static char *
-rewrite_big_integers(const char *data, size_t len, size_t *outlen)
-{
-	StringInfoData out;
-	bool		rewritten = false;
-	bool		in_string = false;
-	size_t		copied = 0;
-	size_t		i = 0;
-
-	while (i < len)
-	{
-		char		c = data[i];
-
-		if (in_string)
-		{
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-			i++;
-			continue;
-		}
-		if (c == '"')
-		{
-			in_string = true;
-			i++;
-			continue;
-		}
-		if (c == '-' || isdigit((unsigned char) c))
-		{
-			size_t		start = i;
-			size_t		dstart;
-			bool		negative = (c == '-');
-			bool		integral = true;
-
-			if (negative)
-				i++;
-			dstart = i;
-			while (i < len && isdigit((unsigned char) data[i]))
-				i++;
-			while (i < len && (data[i] == '.' || data[i] == 'e' || data[i] == 'E' ||
-							   data[i] == '+' || data[i] == '-' ||
-							   isdigit((unsigned char) data[i])))
-			{
-				integral = false;
-				i++;
-			}
-			if (integral && i - dstart >= 19)
-			{
-				size_t		nd = i - dstart;
-				bool		fits_signed = negative ?
-				cmp_digits(data + dstart, nd, "9223372036854775808") <= 0 :
-				cmp_digits(data + dstart, nd, "9223372036854775807") <= 0;
-
-				if (!fits_signed)
-				{
-					if (!rewritten)
-					{
-						initStringInfo(&out);
-						rewritten = true;
-					}
-					appendBinaryStringInfo(&out, data + copied, start - copied);
-					appendStringInfoString(&out, U64_MARK_JSON);
-					appendBinaryStringInfo(&out, data + start, i - start);
-					appendStringInfoChar(&out, '"');
-					copied = i;
-				}
-			}
-			continue;
-		}
-		i++;
-	}
-	if (!rewritten)
-		return NULL;
-	appendBinaryStringInfo(&out, data + copied, len - copied);
-	*outlen = out.len;
-	return out.data;
-}
-
-/* Parse a reply body that may hold ids above INT64_MAX. */
-json_t *
-dc_qdrant_parse(DcServer *server, const char *operation, const char *data, size_t len)
-{
-	size_t		newlen;
-	char	   *rewritten = rewrite_big_integers(data ? data : "", len, &newlen);
-
-	if (rewritten)
-		return dc_json_parse(server, operation, rewritten, newlen);
-	return dc_json_parse(server, operation, data, len);
-}
-
-/* Parse JSON text given by the caller (an argument or a jsonb value). */
-json_t *
-dc_qdrant_parse_input(const char *text, const char *argname)
-{
-	size_t		newlen;
-	char	   *rewritten = rewrite_big_integers(text, strlen(text), &newlen);
-
-	return dc_json_parse_input(rewritten ? rewritten : text, argname);
-}
-
-Jsonb *
-dc_qdrant_json_to_jsonb(json_t *json)
-{
-	char	   *text = dc_qdrant_dumps(json);
-
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
-}
-
-json_t *
-dc_qdrant_jsonb_to_json(Jsonb *jsonb, const char *argname)
-{
-	char	   *text = JsonbToCString(NULL, &jsonb->root, VARSIZE(jsonb));
-
-	return dc_qdrant_parse_input(text, argname);
-}
 
 /* ---------- point ids ---------- */
 
@@ -293,10 +97,10 @@ dc_qdrant_id_from_text(const char *text)
 
 		while (*d == '0' && d[1] != '\0')
 			d++;
-		if (cmp_digits(d, strlen(d), "9223372036854775807") <= 0)
+		if (dc_json_cmp_digits(d, strlen(d), "9223372036854775807") <= 0)
 			return json_integer((json_int_t) strtoll(d, NULL, 10));
-		if (cmp_digits(d, strlen(d), "18446744073709551615") <= 0)
-			return json_string(psprintf("%s%s", U64_MARK, d));
+		if (dc_json_cmp_digits(d, strlen(d), "18446744073709551615") <= 0)
+			return dc_json_raw_number(d);
 	}
 	else if (parse_uuid_text(text, canon))
 		return json_string(canon);
@@ -323,22 +127,19 @@ dc_qdrant_id_from_datum(Datum value, Oid typid)
 char *
 dc_qdrant_id_to_text(DcServer *server, const char *operation, json_t *id)
 {
+	const char *raw = dc_json_raw_number_text(id);
+
 	if (json_is_integer(id) && json_integer_value(id) >= 0)
 		return psprintf(INT64_FORMAT, (int64) json_integer_value(id));
-	if (json_is_string(id))
+	if (raw)
 	{
-		const char *s = json_string_value(id);
-
-		if (strncmp(s, U64_MARK, U64_MARK_LEN) == 0)
-		{
-			s += U64_MARK_LEN;
-			if (*s == '-' || strlen(s) > 20 ||
-				cmp_digits(s, strlen(s), "18446744073709551615") > 0)
-				dc_json_bad_reply(server, operation,
-								  psprintf("Point id %s is not an unsigned 64-bit integer.", s));
-		}
-		return pstrdup(s);
+		if (*raw == '-' || dc_json_cmp_digits(raw, strlen(raw), "18446744073709551615") > 0)
+			dc_json_bad_reply(server, operation,
+							  psprintf("Point id %s is not an unsigned 64-bit integer.", raw));
+		return pstrdup(raw);
 	}
+	if (json_is_string(id))
+		return dc_json_text(id, "point id", server->servername);
 	dc_json_bad_reply(server, operation, "A point id is neither an unsigned integer nor a string.");
 	return NULL;
 }
@@ -351,6 +152,13 @@ dc_qdrant_path(const char *collection, const char *suffix)
 {
 	return psprintf("/collections/%s%s", dc_http_escape(collection, false),
 					suffix ? suffix : "");
+}
+
+/* Remote error text made safe for a message (NULL stays NULL). */
+static const char *
+error_excerpt(const char *msg)
+{
+	return msg ? dc_remote_excerpt(msg, (int) strlen(msg), 1000) : NULL;
 }
 
 /* Qdrant's error text from an error envelope, or NULL. */
@@ -367,7 +175,7 @@ error_text(const char *data, size_t len)
 	if (json == NULL)
 		return NULL;
 	status = json_is_object(json) ? json_object_get(json, "status") : NULL;
-	return dc_json_get_string(status, "error");
+	return error_excerpt(dc_json_get_string(status, "error"));
 }
 
 /*
@@ -469,7 +277,7 @@ dc_qdrant_call(DcServer *server, const char *operation, const char *method,
 			   const char *path, json_t *body, const char *collection)
 {
 	return dc_qdrant_call_text(server, operation, method, path,
-							   body ? dc_qdrant_dumps(body) : NULL, collection);
+							   body ? dc_json_dumps(body) : NULL, collection);
 }
 
 /* dc_qdrant_call() with a body that is JSON text already. */
@@ -495,13 +303,13 @@ dc_qdrant_call_text(DcServer *server, const char *operation, const char *method,
 	if (resp->status < 200 || resp->status >= 300)
 		dc_http_raise_status(server, req, resp, NULL);
 
-	reply = dc_qdrant_parse(server, operation, resp->body.data, resp->body.len);
+	reply = dc_json_parse(server, operation, resp->body.data, resp->body.len);
 	if (!json_is_object(reply))
 		dc_json_bad_reply(server, operation, "The reply is not a JSON object.");
 	status = json_object_get(reply, "status");
 	if (json_is_object(status))
 	{
-		const char *msg = dc_json_get_string(status, "error");
+		const char *msg = error_excerpt(dc_json_get_string(status, "error"));
 
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -551,7 +359,7 @@ arg_filter(FunctionCallInfo fcinfo, int n)
 
 	if (PG_ARGISNULL(n))
 		return NULL;
-	filter = dc_qdrant_jsonb_to_json(PG_GETARG_JSONB_P(n), "filter");
+	filter = dc_jsonb_to_json(PG_GETARG_JSONB_P(n), "filter");
 	if (!json_is_object(filter))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -752,11 +560,11 @@ datacore_qdrant_collections(PG_FUNCTION_ARGS)
 	names = palloc(sizeof(char *) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
-		const char *name = dc_json_get_string(json_array_get(list, i), "name");
+		json_t	   *name = json_object_get(json_array_get(list, i), "name");
 
-		if (name == NULL)
+		if (!json_is_string(name))
 			dc_json_bad_reply(server, op, "A collection has no \"name\".");
-		names[i] = name;
+		names[i] = dc_json_text(name, "collection name", server->servername);
 	}
 	/* a stable order makes the output usable in tests and diffs */
 	if (n > 1)
@@ -784,7 +592,7 @@ datacore_qdrant_collection_info(PG_FUNCTION_ARGS)
 
 	result = dc_qdrant_call(server, op, "GET", dc_qdrant_path(collection, NULL),
 							NULL, collection);
-	PG_RETURN_JSONB_P(dc_qdrant_json_to_jsonb(result));
+	PG_RETURN_JSONB_P(dc_json_to_jsonb(result));
 }
 
 /* ---------- points ---------- */
@@ -815,7 +623,7 @@ datacore_qdrant_upsert(PG_FUNCTION_ARGS)
 				 errmsg("argument \"vector\" must not be null")));
 	id = dc_qdrant_id_from_datum(PG_GETARG_DATUM(1), get_fn_expr_argtype(fcinfo->flinfo, 1));
 	initStringInfo(&body);
-	appendStringInfo(&body, "{\"points\":[{\"id\":%s,\"vector\":", dc_qdrant_dumps(id));
+	appendStringInfo(&body, "{\"points\":[{\"id\":%s,\"vector\":", dc_json_dumps(id));
 	dc_qdrant_append_vector(&body, PG_GETARG_ARRAYTYPE_P(2), "vector");
 	if (!PG_ARGISNULL(3))
 	{
@@ -860,7 +668,7 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"points\" must not be null")));
-	points = dc_qdrant_jsonb_to_json(PG_GETARG_JSONB_P(1), "points");
+	points = dc_jsonb_to_json(PG_GETARG_JSONB_P(1), "points");
 	if (!json_is_array(points))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -882,9 +690,8 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 		/* re-parse the id from its text so that "42" and -1 are rejected */
 		if (json_is_integer(id))
 			idtext = psprintf("%lld", (long long) json_integer_value(id));
-		else if (json_is_string(id) &&
-				 strncmp(json_string_value(id), U64_MARK, U64_MARK_LEN) == 0)
-			idtext = pstrdup(json_string_value(id) + U64_MARK_LEN);
+		else if (dc_json_raw_number_text(id) != NULL)
+			idtext = pstrdup(dc_json_raw_number_text(id));
 		else if (json_is_string(id))
 		{
 			const char *s = json_string_value(id);
@@ -900,7 +707,7 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid Qdrant point id: %s", dc_qdrant_dumps(id)),
+					 errmsg("invalid Qdrant point id: %s", dc_json_dumps(id)),
 					 errdetail("A point id is an unsigned 64-bit integer or a UUID.")));
 		json_object_set_new(p, "id", dc_qdrant_id_from_text(idtext));
 		if (!json_is_array(vec) || json_array_size(vec) == 0)
@@ -977,7 +784,7 @@ datacore_qdrant_search(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(dc_qdrant_id_to_text(server, op, json_object_get(hit, "id")));
 		values[1] = Float4GetDatum((float4) json_number_value(score));
 		if (payload && !json_is_null(payload))
-			values[2] = JsonbPGetDatum(dc_qdrant_json_to_jsonb(payload));
+			values[2] = JsonbPGetDatum(dc_json_to_jsonb(payload));
 		else
 			nulls[2] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -1107,7 +914,7 @@ datacore_qdrant_get(PG_FUNCTION_ARGS)
 		else
 			nulls[1] = true;
 		if (payload && !json_is_null(payload))
-			values[2] = JsonbPGetDatum(dc_qdrant_json_to_jsonb(payload));
+			values[2] = JsonbPGetDatum(dc_json_to_jsonb(payload));
 		else
 			nulls[2] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -367,7 +367,7 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 		char	   *path;
 
 		/* integers outside int64 arrive as marked strings: not a match value */
-		if (json_is_string(v) && json_string_value(v)[0] == '\x1F')
+		if (dc_json_raw_number_text(v) != NULL)
 			return false;
 
 		if (k[0] == '\0' || strpbrk(k, ".[]\"") != NULL)
@@ -385,7 +385,7 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 
 			json_array_foreach(v, i, e)
 			{
-				if (json_is_string(e) && json_string_value(e)[0] == '\x1F')
+				if (dc_json_raw_number_text(e) != NULL)
 					return false;
 				if (json_is_string(e) || json_is_integer(e) || json_is_boolean(e))
 					json_array_append_new(must, match_cond(path, "value", json_copy(e)));
@@ -530,7 +530,7 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 			case QC_CONTAINS:
 				if (!isnull)
 				{
-					json_t	   *obj = dc_qdrant_jsonb_to_json(DatumGetJsonbP(value), "payload");
+					json_t	   *obj = dc_jsonb_to_json(DatumGetJsonbP(value), "payload");
 					json_t	   *sub = json_array();
 
 					/* checked again locally: sending nothing is also right */
