@@ -88,6 +88,20 @@ parse_uuid_text(const char *text, char *canon)
 json_t *
 dc_qdrant_id_from_text(const char *text)
 {
+	json_t	   *id = dc_qdrant_id_try_text(text);
+
+	if (id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid Qdrant point id: \"%s\"", text),
+				 errdetail("A point id is an unsigned 64-bit integer or a UUID.")));
+	return id;
+}
+
+/* dc_qdrant_id_from_text(), but NULL for what is no point id. */
+json_t *
+dc_qdrant_id_try_text(const char *text)
+{
 	size_t		len = strlen(text);
 	char		canon[37];
 
@@ -104,12 +118,7 @@ dc_qdrant_id_from_text(const char *text)
 	}
 	else if (parse_uuid_text(text, canon))
 		return json_string(canon);
-
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid Qdrant point id: \"%s\"", text),
-			 errdetail("A point id is an unsigned 64-bit integer or a UUID.")));
-	return NULL;				/* keep compiler quiet */
+	return NULL;
 }
 
 /* A point id from a SQL value of any type (via its text form). */

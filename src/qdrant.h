@@ -29,6 +29,7 @@ extern void dc_qdrant_append_vector(StringInfo buf, ArrayType *array,
 									const char *argname);
 
 extern json_t *dc_qdrant_id_from_text(const char *text);
+extern json_t *dc_qdrant_id_try_text(const char *text);
 extern char *dc_qdrant_id_to_text(DcServer *server, const char *operation,
 								  json_t *id);
 extern json_t *dc_qdrant_id_from_datum(Datum value, Oid typid);

@@ -325,6 +325,9 @@ function comparable(value) {
 
 function inRange(range, value) {
   if (!range || typeof range !== 'object') throw formatError('range: expected an object');
+  // numeric bounds (Qdrant's float range) compare numbers only, never strings
+  const numeric = ['gt', 'gte', 'lt', 'lte'].some((n) => typeof range[n] === 'number');
+  if (numeric && typeof value !== 'number' && !(value instanceof ExactInt)) return false;
   const v = comparable(value);
   if (v === null) return false;
   const bound = (name) => {
