@@ -36,6 +36,7 @@
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
@@ -165,8 +166,11 @@ get_table(Relation rel)
 		}
 		else
 		{
+			/* in UTF-8, as the payload's keys are */
+			if (key == NULL)
+				key = col->name;
 			col->kind = QD_COL_KEY;
-			col->key = pstrdup(key ? key : col->name);
+			col->key = pstrdup(pg_server_to_any(key, strlen(key), PG_UTF8));
 		}
 	}
 	return t;
@@ -724,7 +728,7 @@ dcQdrantExplainForeignScan(ForeignScanState *node, ExplainState *es)
 			body = page_body(st, page_limit(st));
 			if (st->near)
 				json_object_set_new(body, "query", json_string("<query vector>"));
-			ExplainPropertyText("Qdrant Body", dc_json_dumps(body), es);
+			ExplainPropertyText("Qdrant Body", dc_json_dumps_server(body), es);
 		}
 		if (st->near)
 			ExplainPropertyText("Query Vector", st->near_text, es);
@@ -899,7 +903,7 @@ column_json(QdModifyState *st, QdColumn *col, Datum value)
 		case JSONOID:
 			return dc_json_parse_input(TextDatumGetCString(value), col->name);
 		default:
-			return json_string(dc_qd_datum_text(value, col->typid));
+			return dc_json_string_server(dc_qd_datum_text(value, col->typid), col->name);
 	}
 }
 
@@ -1044,7 +1048,7 @@ append_point(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("column \"payload\" of foreign table \"%s\" must hold a JSON object",
 							st->table->relname)));
-		(void) JsonbToCString(buf, &payload->root, VARSIZE(payload));
+		dc_json_append_jsonb(buf, payload);
 	}
 	else
 		appendStringInfoString(buf, dc_json_dumps(slot_payload(st, slot, NIL, true)));

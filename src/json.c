@@ -106,6 +106,25 @@ dc_json_raw_number_text(json_t *v)
 	return json_string_value(v) + 1;
 }
 
+/* ---------- strings ---------- */
+
+/*
+ * A JSON string from text in the database encoding (JSON is UTF-8).
+ * "what" names the value in the error for text that has no UTF-8 form.
+ */
+json_t *
+dc_json_string_server(const char *s, const char *what)
+{
+	char	   *utf8 = pg_server_to_any(s, strlen(s), PG_UTF8);
+	json_t	   *j = json_string(utf8);
+
+	if (j == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("%s cannot be sent as UTF-8", what)));
+	return j;
+}
+
 /* ---------- serializing ---------- */
 
 static void
@@ -211,6 +230,30 @@ dc_json_dumps(json_t *json)
 	return out.data;
 }
 
+/* dc_json_dumps() in the database encoding, for messages and EXPLAIN. */
+char *
+dc_json_dumps_server(json_t *json)
+{
+	char	   *s = dc_json_dumps(json);
+
+	return pg_any_to_server(s, strlen(s), PG_UTF8);
+}
+
+/* Append a jsonb value's JSON text, in UTF-8, to buf. */
+void
+dc_json_append_jsonb(StringInfo buf, Jsonb *jsonb)
+{
+	char	   *text;
+
+	if (GetDatabaseEncoding() == PG_UTF8)
+	{
+		(void) JsonbToCString(buf, &jsonb->root, VARSIZE(jsonb));
+		return;
+	}
+	text = JsonbToCString(NULL, &jsonb->root, VARSIZE(jsonb));
+	appendStringInfoString(buf, pg_server_to_any(text, strlen(text), PG_UTF8));
+}
+
 void
 dc_json_bad_reply(DcServer *server, const char *operation, const char *detail)
 {
@@ -312,6 +355,24 @@ prepare_json_text(const char *data, size_t len, size_t *outlen, int *nul_at)
 }
 
 /*
+ * jansson's parse of JSON text (UTF-8) after prepare_json_text().  Returns
+ * NULL with *err set when it does not parse, and with *nul_at >= 0 when a
+ * string holds \u0000.
+ */
+static json_t *
+load_json(const char *data, size_t len, size_t flags, json_error_t *err, int *nul_at)
+{
+	size_t		newlen;
+	char	   *rewritten = prepare_json_text(data, len, &newlen, nul_at);
+
+	if (*nul_at >= 0)
+		return NULL;
+	if (rewritten)
+		return json_loadb(rewritten, newlen, flags | JSON_ALLOW_NUL, err);
+	return json_loadb(data, len, flags | JSON_ALLOW_NUL, err);
+}
+
+/*
  * Parse a reply body; anything but well-formed JSON is an error (HV00A),
  * and a string holding \u0000 is refused as PostgreSQL's jsonb refuses it
  * (22021).  Integers beyond int64 come back as raw numbers.
@@ -320,14 +381,10 @@ json_t *
 dc_json_parse(DcServer *server, const char *operation, const char *data, size_t len)
 {
 	json_error_t err;
-	json_t	   *json;
-	size_t		newlen;
 	int			nul_at;
-	char	   *rewritten;
+	json_t	   *json = load_json(data ? data : "", data ? len : 0,
+								 JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err, &nul_at);
 
-	if (data == NULL)
-		data = "";
-	rewritten = prepare_json_text(data, len, &newlen, &nul_at);
 	if (nul_at >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
@@ -335,13 +392,6 @@ dc_json_parse(DcServer *server, const char *operation, const char *data, size_t 
 						"JSON string", server->servername),
 				 errdetail("The reply to %s has \\u0000 at byte offset %d; PostgreSQL text and jsonb cannot hold it.",
 						   operation, nul_at)));
-	if (rewritten)
-	{
-		data = rewritten;
-		len = newlen;
-	}
-	json = json_loadb(data, len,
-					  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
 	if (json == NULL)
 		dc_json_bad_reply(server, operation,
 						  psprintf("JSON error at byte %d: %s.", err.position, err.text));
@@ -349,24 +399,22 @@ dc_json_parse(DcServer *server, const char *operation, const char *data, size_t 
 }
 
 /*
- * Parse a JSON argument given by the caller (jsonb text, usually), with
- * integers beyond int64 as raw numbers.
+ * Parse a JSON argument given by the caller (jsonb text, usually) in the
+ * database encoding, with integers beyond int64 as raw numbers.
  */
 json_t *
 dc_json_parse_input(const char *data, const char *argname)
 {
 	json_error_t err;
-	json_t	   *json;
-	size_t		newlen;
 	int			nul_at;
-	char	   *rewritten = prepare_json_text(data, strlen(data), &newlen, &nul_at);
+	char	   *utf8 = pg_server_to_any(data, strlen(data), PG_UTF8);
+	json_t	   *json = load_json(utf8, strlen(utf8), JSON_DECODE_ANY, &err, &nul_at);
 
 	if (nul_at >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
 				 errmsg("argument \"%s\" is not valid JSON", argname),
 				 errdetail("\\u0000 cannot be converted to text.")));
-	json = json_loads(rewritten ? rewritten : data, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
 	if (json == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -395,8 +443,6 @@ dc_jsonb_to_json(Jsonb *jsonb, const char *argname)
 {
 	char	   *text = JsonbToCString(NULL, &jsonb->root, VARSIZE(jsonb));
 
-	if (GetDatabaseEncoding() != PG_UTF8)
-		text = pg_server_to_any(text, strlen(text), PG_UTF8);
 	return dc_json_parse_input(text, argname);
 }
 

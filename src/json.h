@@ -33,7 +33,10 @@ extern void dc_json_init(void);
 extern json_t *dc_json_object(void);
 extern json_t *dc_json_raw_number(const char *text);
 extern const char *dc_json_raw_number_text(json_t *v);
+extern json_t *dc_json_string_server(const char *s, const char *what);
 extern char *dc_json_dumps(json_t *json);
+extern char *dc_json_dumps_server(json_t *json);
+extern void dc_json_append_jsonb(StringInfo buf, Jsonb *jsonb);
 extern int	dc_json_cmp_digits(const char *a, size_t alen, const char *b);
 extern json_t *dc_json_parse(DcServer *server, const char *operation,
 							 const char *data, size_t len);

@@ -644,7 +644,7 @@ datacore_qdrant_upsert(PG_FUNCTION_ARGS)
 					 errmsg("argument \"payload\" must be a JSON object")));
 		/* jsonb's text is JSON already, big numbers included */
 		appendStringInfoString(&body, ",\"payload\":");
-		(void) JsonbToCString(&body, &payload->root, VARSIZE(payload));
+		dc_json_append_jsonb(&body, payload);
 	}
 	appendStringInfoString(&body, "}]}");
 
@@ -716,7 +716,7 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid Qdrant point id: %s", dc_json_dumps(id)),
+					 errmsg("invalid Qdrant point id: %s", dc_json_dumps_server(id)),
 					 errdetail("A point id is an unsigned 64-bit integer or a UUID.")));
 		json_object_set_new(p, "id", dc_qdrant_id_from_text(idtext));
 		if (!json_is_array(vec) || json_array_size(vec) == 0)

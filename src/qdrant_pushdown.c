@@ -25,6 +25,7 @@
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
@@ -93,7 +94,8 @@ payload_field_key(RelOptInfo *baserel, QdTable *t, Expr *expr)
 	key = TextDatumGetCString(c->constvalue);
 	if (key[0] == '\0' || strpbrk(key, ".[]\"") != NULL)
 		return NULL;
-	return key;
+	/* keys in conditions are UTF-8, as the table's (get_table) */
+	return pg_server_to_any(key, strlen(key), PG_UTF8);
 }
 
 /* Is this the similarity operator's function (datacore.qdrant_similar)? */
@@ -353,6 +355,18 @@ range_cond(const char *key, const char *bound1, json_t *v1, const char *bound2, 
 	return cond;
 }
 
+/* {"<what>": {"key": key}}, as is_null and is_empty are written */
+static json_t *
+key_cond(const char *what, const char *key)
+{
+	json_t	   *cond = dc_json_object();
+	json_t	   *k = dc_json_object();
+
+	json_object_set_new(k, "key", json_string(key));
+	json_object_set_new(cond, what, k);
+	return cond;
+}
+
 static json_t *
 any_of(json_t *conds)
 {
@@ -382,7 +396,7 @@ text_eq_cond(const char *key, const char *s)
 	if (*p == '[' || *p == '{')
 		return NULL;
 	num = dc_qd_number_json(s);
-	json_array_append_new(alts, match_cond(key, "value", json_string(s)));
+	json_array_append_new(alts, match_cond(key, "value", dc_json_string_server(s, "condition value")));
 	if (num && json_is_integer(num))
 		json_array_append_new(alts, match_cond(key, "value", num));
 	else if (num)
@@ -401,14 +415,10 @@ text_eq_cond(const char *key, const char *s)
 static json_t *
 or_other_kind(const char *key, json_t *cond, json_t *others)
 {
-	json_t	   *empty = dc_json_object();
-	json_t	   *k = dc_json_object();
 	json_t	   *other = dc_json_object();
 	json_t	   *alts = json_array();
 
-	json_object_set_new(k, "key", json_string(key));
-	json_object_set_new(empty, "is_empty", k);
-	json_array_insert_new(others, 0, empty);
+	json_array_insert_new(others, 0, key_cond("is_empty", key));
 	json_object_set_new(other, "must_not", others);
 	json_array_append_new(alts, cond);
 	json_array_append_new(alts, other);
@@ -506,14 +516,7 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 			json_array_append_new(must, range_cond(path, "gte", json_real(d), "lte", json_real(d)));
 		}
 		else if (json_is_null(v))
-		{
-			json_t	   *c = dc_json_object();
-			json_t	   *k2 = dc_json_object();
-
-			json_object_set_new(k2, "key", json_string(path));
-			json_object_set_new(c, "is_null", k2);
-			json_array_append_new(must, c);
-		}
+			json_array_append_new(must, key_cond("is_null", path));
 	}
 	return true;
 }
@@ -557,7 +560,7 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 		i++;
 		if (explain_only && !IsA(expr, Const))
 		{
-			json_t	   *shown = json_string(deparse_expression((Node *) expr, NIL, false, false));
+			json_t	   *shown = dc_json_string_server(deparse_expression((Node *) expr, NIL, false, false), "expression");
 			json_t	   *c2 = dc_json_object();
 
 			switch (kind)
