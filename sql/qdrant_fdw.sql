@@ -127,6 +127,13 @@ SELECT id FROM regress_nums WHERE code = 'ab' ORDER BY id;
 SELECT id FROM regress_nums WHERE payload @> '{"x": 12}' ORDER BY id;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM regress_nums WHERE lang = '["en"]';
 SELECT id FROM regress_nums WHERE lang = '["en"]';
+-- a parameter shows where its value goes
+PREPARE regress_num_gt(int, bool) AS SELECT id FROM regress_nums WHERE n > $1 AND flag = $2;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE regress_num_gt(1, true);
+EXECUTE regress_num_gt(1, true);
+RESET plan_cache_mode;
+DEALLOCATE regress_num_gt;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM regress_nums WHERE n IS NULL OR NOT flag;
 SELECT id FROM regress_nums WHERE n IS NULL OR NOT flag ORDER BY id;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM regress_nums WHERE n::text = '2';

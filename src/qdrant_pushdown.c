@@ -429,13 +429,13 @@ or_other_kind(const char *key, json_t *cond, json_t *others)
  * A numeric column compared with the number whose text is s.  Qdrant
  * compares numbers as doubles, so an integer beyond 2^53 or a decimal
  * that is no double can land on the bound: bounds are sent inclusive, and
- * = as a range (which also finds 12.0 for 12).  NULL for NaN and the
- * infinities, which no range expresses.
+ * = as a range (which also finds 12.0 for 12).  num comes from
+ * dc_qd_number_json(); NULL (NaN, the infinities: no range expresses them)
+ * gives NULL.
  */
 static json_t *
-number_cond(const char *key, int strategy, const char *s)
+number_cond(const char *key, int strategy, json_t *num)
 {
-	json_t	   *num = dc_qd_number_json(s);
 	json_t	   *cond;
 
 	if (num == NULL)
@@ -458,6 +458,16 @@ number_cond(const char *key, int strategy, const char *s)
 						 json_pack("[oo]",
 								   range_cond(key, "gte", json_integer(0), NULL, NULL),
 								   range_cond(key, "lt", json_integer(0), NULL, NULL)));
+}
+
+/* A boolean column compared with value, or a value Qdrant does not see as a boolean. */
+static json_t *
+bool_cond(const char *key, json_t *value)
+{
+	return or_other_kind(key, match_cond(key, "value", value),
+						 json_pack("[oo]",
+								   match_cond(key, "value", json_true()),
+								   match_cond(key, "value", json_false())));
 }
 
 /*
@@ -580,8 +590,15 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 					json_object_set_new(c2, "payload_contains", shown);
 					json_array_append_new(must, c2);
 					break;
-				default:
+				case QC_NUMBER:
+					json_array_append_new(must, number_cond(key, strategy, shown));
+					break;
+				case QC_BOOL_EQ:
+					json_array_append_new(must, bool_cond(key, shown));
+					break;
+				case QC_TEXT_EQ:
 					json_array_append_new(must, match_cond(key, "value", shown));
+					break;
 			}
 			continue;
 		}
@@ -646,7 +663,7 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 				{
 					const char *text = dc_qd_datum_text(value, typid);
 					json_t	   *cond = kind == QC_TEXT_EQ ? text_eq_cond(key, text) :
-					number_cond(key, strategy, text);
+					number_cond(key, strategy, dc_qd_number_json(text));
 
 					/* not expressible: sending nothing is a superset too */
 					if (cond)
@@ -655,12 +672,7 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 				break;
 			case QC_BOOL_EQ:
 				if (!isnull)
-					json_array_append_new(must,
-										  or_other_kind(key,
-														match_cond(key, "value", json_boolean(DatumGetBool(value))),
-														json_pack("[oo]",
-																  match_cond(key, "value", json_true()),
-																  match_cond(key, "value", json_false()))));
+					json_array_append_new(must, bool_cond(key, json_boolean(DatumGetBool(value))));
 				break;
 		}
 	}
