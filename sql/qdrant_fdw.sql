@@ -147,6 +147,8 @@ INSERT INTO regress_nums (id, vector, payload) VALUES (5, '{1}',
 	'{"price": 1234567.891, "ts": 1700000000.123, "big": 18446744073709551615, "b53": 9007199254740993, "min": -9223372036854775808, "third": 0.30000000000000004, "mark": "\u001fu64:42"}');
 SELECT id, price, big, ts, payload FROM regress_nums WHERE id = 5;
 SELECT id FROM regress_nums WHERE big = 18446744073709551615;
+INSERT INTO regress_nums (id, vector, big, price) VALUES (6, '{1}', 18446744073709551615, 0.1);
+SELECT id, big, price, payload FROM regress_nums WHERE id = 6;
 SELECT id FROM regress_nums WHERE ts = 1700000000.123;
 UPDATE regress_nums SET payload = payload || '{"n": 7}' WHERE id = 5;
 SELECT payload FROM regress_nums WHERE id = 5;

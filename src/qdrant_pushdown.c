@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -311,7 +312,10 @@ dc_qd_datum_text(Datum value, Oid typid)
 	return OidOutputFunctionCall(outfunc, value);
 }
 
-/* A JSON number from a number's text form; NULL if not finite. */
+/*
+ * A JSON number from a number's text form; NULL if not finite.  An integer
+ * beyond int64 stays exact, as a raw number.
+ */
 json_t *
 dc_qd_number_json(const char *s)
 {
@@ -323,6 +327,8 @@ dc_qd_number_json(const char *s)
 	ll = strtoll(s, &end, 10);
 	if (errno == 0 && *end == '\0' && end != s)
 		return json_integer((json_int_t) ll);
+	if (errno == ERANGE && *end == '\0' && isdigit((unsigned char) end[-1]))
+		return dc_json_raw_number(s);
 	d = strtod(s, &end);
 	if (*end != '\0' || end == s || isnan(d) || isinf(d))
 		return NULL;
