@@ -10,13 +10,16 @@
  *
  * Numbers keep their value.  jansson holds integers as int64 and reals as
  * doubles, so an integer outside the int64 range (a Qdrant id above
- * 2^63-1, a big payload number) is rewritten into a "raw number" before
- * jansson parses the text: a string whose first byte is NUL, followed by
- * the number's text.  No string parsed from JSON can start with NUL,
- * because \u0000 is refused first (PostgreSQL text cannot hold it), so a
- * raw number is never confused with a string.  dc_json_dumps() writes raw
- * numbers back as bare numbers and reals in their shortest form that
- * reads back as the same double.
+ * 2^63-1, a big payload number) travels as a "raw number": a jansson
+ * string whose first byte is 0xFF, followed by the number's text.  No
+ * string that jansson parses or checks can hold 0xFF (it is never valid
+ * UTF-8), so a raw number is never confused with a string, whatever a
+ * server sends.  JSON text cannot spell 0xFF, so such integers are first
+ * rewritten as "\u0000" and their text, and the parsed strings that start
+ * with NUL (\u0000 anywhere else is refused first: PostgreSQL text cannot
+ * hold it) are then re-marked.  dc_json_dumps() writes raw numbers back as
+ * bare numbers and reals in their shortest form that reads back as the
+ * same double.
  *
  *-------------------------------------------------------------------------
  */
@@ -77,6 +80,8 @@ dc_json_object(void)
 
 /* ---------- raw numbers ---------- */
 
+#define RAW_NUMBER_MARK '\xFF'
+
 /* A number kept as its JSON text (see the file header). */
 json_t *
 dc_json_raw_number(const char *text)
@@ -85,9 +90,9 @@ dc_json_raw_number(const char *text)
 	char	   *buf = palloc(len + 1);
 	json_t	   *v;
 
-	buf[0] = '\0';
+	buf[0] = RAW_NUMBER_MARK;
 	memcpy(buf + 1, text, len);
-	v = json_stringn(buf, len + 1);
+	v = json_stringn_nocheck(buf, len + 1);
 	pfree(buf);
 	if (v == NULL)
 		ereport(ERROR,
@@ -101,7 +106,7 @@ const char *
 dc_json_raw_number_text(json_t *v)
 {
 	if (!json_is_string(v) || json_string_length(v) < 2 ||
-		json_string_value(v)[0] != '\0')
+		json_string_value(v)[0] != RAW_NUMBER_MARK)
 		return NULL;
 	return json_string_value(v) + 1;
 }
@@ -355,6 +360,47 @@ prepare_json_text(const char *data, size_t len, size_t *outlen, int *nul_at)
 }
 
 /*
+ * Turn the "\u0000<number>" strings of a rewritten text into raw numbers,
+ * in place; returns the value, or a new one (the caller's to store, which
+ * releases the old) when it is such a string itself.
+ */
+static json_t *
+mark_raw_numbers(json_t *json)
+{
+	check_stack_depth();
+	if (json_is_object(json))
+	{
+		const char *key;
+		json_t	   *v;
+
+		json_object_foreach(json, key, v)
+		{
+			json_t	   *m = mark_raw_numbers(v);
+
+			if (m != v)
+				json_object_set_new(json, key, m);
+		}
+	}
+	else if (json_is_array(json))
+	{
+		size_t		i;
+		json_t	   *v;
+
+		json_array_foreach(json, i, v)
+		{
+			json_t	   *m = mark_raw_numbers(v);
+
+			if (m != v)
+				json_array_set_new(json, i, m);
+		}
+	}
+	else if (json_is_string(json) && json_string_length(json) > 1 &&
+			 json_string_value(json)[0] == '\0')
+		return dc_json_raw_number(json_string_value(json) + 1);
+	return json;
+}
+
+/*
  * jansson's parse of JSON text (UTF-8) after prepare_json_text().  Returns
  * NULL with *err set when it does not parse, and with *nul_at >= 0 when a
  * string holds \u0000.
@@ -364,12 +410,22 @@ load_json(const char *data, size_t len, size_t flags, json_error_t *err, int *nu
 {
 	size_t		newlen;
 	char	   *rewritten = prepare_json_text(data, len, &newlen, nul_at);
+	json_t	   *json;
 
 	if (*nul_at >= 0)
 		return NULL;
-	if (rewritten)
-		return json_loadb(rewritten, newlen, flags | JSON_ALLOW_NUL, err);
-	return json_loadb(data, len, flags | JSON_ALLOW_NUL, err);
+	if (rewritten == NULL)
+		return json_loadb(data, len, flags, err);
+	json = json_loadb(rewritten, newlen, flags | JSON_ALLOW_NUL, err);
+	if (json)
+	{
+		json_t	   *marked = mark_raw_numbers(json);
+
+		if (marked != json)
+			json_decref(json);
+		json = marked;
+	}
+	return json;
 }
 
 /*
@@ -560,5 +616,12 @@ dc_json_get_string(json_t *object, const char *key)
 {
 	json_t	   *v = json_is_object(object) ? json_object_get(object, key) : NULL;
 
-	return json_is_string(v) ? json_string_value(v) : NULL;
+	return dc_json_is_text(v) ? json_string_value(v) : NULL;
+}
+
+/* Is v a string (and not a raw number)? */
+bool
+dc_json_is_text(json_t *v)
+{
+	return json_is_string(v) && dc_json_raw_number_text(v) == NULL;
 }

@@ -50,6 +50,7 @@ extern ArrayType *dc_json_to_float4_array(json_t *array, DcServer *server,
 extern json_t *dc_float4_array_to_json(ArrayType *array, const char *argname);
 
 extern const char *dc_json_get_string(json_t *object, const char *key);
+extern bool dc_json_is_text(json_t *v);
 extern char *dc_json_text(json_t *str, const char *what, const char *servername);
 
 extern void dc_json_bad_reply(DcServer *server, const char *operation,

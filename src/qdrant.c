@@ -571,7 +571,7 @@ datacore_qdrant_collections(PG_FUNCTION_ARGS)
 	{
 		json_t	   *name = json_object_get(json_array_get(list, i), "name");
 
-		if (!json_is_string(name))
+		if (!dc_json_is_text(name))
 			dc_json_bad_reply(server, op, "A collection has no \"name\".");
 		names[i] = dc_json_text(name, "collection name", server->servername);
 	}
