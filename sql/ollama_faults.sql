@@ -220,6 +220,16 @@ SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 20
 SELECT datacore.ollama_generate('x');
 \echo :LAST_ERROR_SQLSTATE
 
+-- \u0000 in a reply cannot become text (22021, as jsonb refuses it)
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"model":"llama3.2","response":"a\u0000b","done":true}'));
+SELECT datacore.ollama_generate('x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"model":"llama3.2","message":{"role":"assistant","content":"\u0000"},"done":true}'));
+SELECT datacore.ollama_chat('[{"role": "user", "content": "x"}]');
+\echo :LAST_ERROR_SQLSTATE
+
 -- after all of that the connection is usable again
 SELECT dc_test.fault('ollama', NULL);
 SELECT datacore.ollama_generate('still here');

@@ -12,6 +12,16 @@ SELECT qdrant_drop_collection(c, if_exists => true)
 SELECT qdrant_create_collection('regress_fn', 3);
 SELECT qdrant_create_collection('regress_fn', 3);                 -- duplicate
 SELECT qdrant_create_collection('regress_fn', 3, if_not_exists => true);
+-- a creator that loses the race (the existence check says no, the PUT
+-- finds it) gets false, and what is allocated after that call must not
+-- live in ErrorContext, which the next caught error resets
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1,
+  "path": "/collections/regress_fn/exists",
+  "body": "{\"result\": {\"exists\": false}, \"status\": \"ok\", \"time\": 0}"}');
+SELECT length(qdrant_create_collection('regress_fn', 3, if_not_exists => true)::text
+              || repeat('x', 4000000)) AS created_and_more;
+SELECT total_bytes < 1000000 AS error_context_small
+  FROM pg_backend_memory_contexts WHERE name = 'ErrorContext';
 SELECT qdrant_create_collection('regress_fn_euclid', 2, 'euclid');
 SELECT qdrant_create_collection('regress_bad', 3, 'Hamming');
 SELECT qdrant_create_collection('regress_bad', 0);
@@ -81,6 +91,31 @@ SELECT l->>'path' AS path, (l->'body') - 'query'::text AS body, jsonb_array_leng
 -- Euclid: smallest distance first
 SELECT qdrant_upsert('regress_fn_euclid', '[{"id": 1, "vector": [0, 0]}, {"id": 2, "vector": [3, 4]}]');
 SELECT id, score FROM qdrant_search('regress_fn_euclid', '{0,0}');
+
+-- numbers keep their value both ways: integers past 2^53 up to 2^64-1,
+-- decimals that need 17 digits; a string shaped like the marker for big
+-- integers stays a string; the query vector goes out as real
+SELECT qdrant_upsert('regress_fn', 30, '{0.1,0.2,0.3}',
+	'{"price": 1234567.891, "ts": 1700000000.123, "b53": 9007199254740993, "max": 18446744073709551615, "min": -9223372036854775808, "third": 0.30000000000000004, "mark": "\u001fu64:42"}');
+SELECT qdrant_upsert('regress_fn', '[{"id": 31, "vector": [0.1, 0.2, 0.3],
+	"payload": {"price": 1234567.891, "ts": 1700000000.123, "b53": 9007199254740993, "max": 18446744073709551615, "min": -9223372036854775808, "third": 0.30000000000000004, "mark": "\u001fu64:42"}}]');
+SELECT id, vector, payload FROM qdrant_get('regress_fn', ARRAY[30, 31]) ORDER BY id;
+SELECT dc_test.clear_log('qdrant');
+SELECT id, payload FROM qdrant_search('regress_fn', '{0.1,0.2,0.3}', 2,
+	'{"must": [{"has_id": [30, 31]}], "must_not": [{"key": "price", "range": {"lt": 1234567.891}}]}') ORDER BY id;
+SELECT l->'body'->'query' AS query, l->'body'->'filter' AS filter FROM dc_test.log('qdrant') l;
+-- a reply's reals keep their form and digits
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1,
+  "body": "{\"result\": [{\"id\": 30, \"payload\": {\"r\": 2.0, \"e\": 1.5e-7, \"d\": 0.1, \"p\": 1234567.891}}], \"status\": \"ok\", \"time\": 0}"}');
+SELECT payload FROM qdrant_get('regress_fn', ARRAY[30]);
+-- \u0000 in a reply cannot become text or jsonb
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1,
+  "body": "{\"result\": [{\"id\": 30, \"payload\": {\"s\": \"a\\u0000b\"}}], \"status\": \"ok\", \"time\": 0}"}');
+SELECT payload FROM qdrant_get('regress_fn', ARRAY[30]);
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 200, "times": 1,
+  "body": "{\"result\": {\"collections\": [{\"name\": \"x\\u0000y\"}]}, \"status\": \"ok\", \"time\": 0}"}');
+SELECT qdrant_collections();
+SELECT qdrant_delete('regress_fn', ARRAY[30, 31]);
 
 -- get and delete
 SELECT * FROM qdrant_get('regress_fn', ARRAY[1, 2, 999]) ORDER BY id;

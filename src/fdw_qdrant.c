@@ -36,6 +36,7 @@
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
@@ -165,8 +166,11 @@ get_table(Relation rel)
 		}
 		else
 		{
+			/* in UTF-8, as the payload's keys are */
+			if (key == NULL)
+				key = col->name;
 			col->kind = QD_COL_KEY;
-			col->key = pstrdup(key ? key : col->name);
+			col->key = pstrdup(pg_server_to_any(key, strlen(key), PG_UTF8));
 		}
 	}
 	return t;
@@ -460,10 +464,10 @@ static Datum
 key_value(QdScanState *st, QdColumn *col, json_t *v)
 {
 	if (col->typid == JSONBOID)
-		return JsonbPGetDatum(dc_qdrant_json_to_jsonb(v));
-	if (json_is_string(v))
-		return input_value(col, json_string_value(v));
-	return input_value(col, dc_qdrant_dumps(v));
+		return JsonbPGetDatum(dc_json_to_jsonb(v));
+	if (json_is_string(v) && dc_json_raw_number_text(v) == NULL)
+		return input_value(col, dc_json_text(v, "payload value", st->server->servername));
+	return input_value(col, dc_json_dumps(v));
 }
 
 /* Where a conversion error happened: the column and the point. */
@@ -541,7 +545,7 @@ fill_slot(QdScanState *st, json_t *rec, TupleTableSlot *slot)
 			case QD_COL_PAYLOAD:
 				if (st->need_payload && json_is_object(payload))
 				{
-					slot->tts_values[i] = JsonbPGetDatum(dc_qdrant_json_to_jsonb(payload));
+					slot->tts_values[i] = JsonbPGetDatum(dc_json_to_jsonb(payload));
 					slot->tts_isnull[i] = false;
 				}
 				break;
@@ -724,7 +728,7 @@ dcQdrantExplainForeignScan(ForeignScanState *node, ExplainState *es)
 			body = page_body(st, page_limit(st));
 			if (st->near)
 				json_object_set_new(body, "query", json_string("<query vector>"));
-			ExplainPropertyText("Qdrant Body", dc_qdrant_dumps(body), es);
+			ExplainPropertyText("Qdrant Body", dc_json_dumps_server(body), es);
 		}
 		if (st->near)
 			ExplainPropertyText("Query Vector", st->near_text, es);
@@ -895,11 +899,11 @@ column_json(QdModifyState *st, QdColumn *col, Datum value)
 				return num;
 			}
 		case JSONBOID:
-			return dc_qdrant_jsonb_to_json(DatumGetJsonbP(value), col->name);
+			return dc_jsonb_to_json(DatumGetJsonbP(value), col->name);
 		case JSONOID:
-			return dc_qdrant_parse_input(TextDatumGetCString(value), col->name);
+			return dc_json_parse_input(TextDatumGetCString(value), col->name);
 		default:
-			return json_string(dc_qd_datum_text(value, col->typid));
+			return dc_json_string_server(dc_qd_datum_text(value, col->typid), col->name);
 	}
 }
 
@@ -977,7 +981,7 @@ slot_payload(QdModifyState *st, TupleTableSlot *slot, List *keys, bool with_payl
 
 		if (!isnull)
 		{
-			payload = dc_qdrant_jsonb_to_json(DatumGetJsonbP(value), "payload");
+			payload = dc_jsonb_to_json(DatumGetJsonbP(value), "payload");
 			if (!json_is_object(payload))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1030,7 +1034,7 @@ append_point(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
 							st->table->relname)));
 	}
 	appendStringInfo(buf, "{\"id\":%s,\"vector\":",
-					 dc_qdrant_dumps(slot_id(st, slot, st->table->id_att)));
+					 dc_json_dumps(slot_id(st, slot, st->table->id_att)));
 	slot_vector_text(buf, st, slot);
 	appendStringInfoString(buf, ",\"payload\":");
 	if (!st->has_key_columns && st->table->payload_att != 0 &&
@@ -1044,10 +1048,10 @@ append_point(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("column \"payload\" of foreign table \"%s\" must hold a JSON object",
 							st->table->relname)));
-		(void) JsonbToCString(buf, &payload->root, VARSIZE(payload));
+		dc_json_append_jsonb(buf, payload);
 	}
 	else
-		appendStringInfoString(buf, dc_qdrant_dumps(slot_payload(st, slot, NIL, true)));
+		appendStringInfoString(buf, dc_json_dumps(slot_payload(st, slot, NIL, true)));
 	appendStringInfoChar(buf, '}');
 }
 

@@ -31,7 +31,13 @@
 extern void dc_json_init(void);
 
 extern json_t *dc_json_object(void);
+extern json_t *dc_json_raw_number(const char *text);
+extern const char *dc_json_raw_number_text(json_t *v);
+extern json_t *dc_json_string_server(const char *s, const char *what);
 extern char *dc_json_dumps(json_t *json);
+extern char *dc_json_dumps_server(json_t *json);
+extern void dc_json_append_jsonb(StringInfo buf, Jsonb *jsonb);
+extern int	dc_json_cmp_digits(const char *a, size_t alen, const char *b);
 extern json_t *dc_json_parse(DcServer *server, const char *operation,
 							 const char *data, size_t len);
 extern json_t *dc_json_parse_input(const char *data, const char *argname);
@@ -44,6 +50,8 @@ extern ArrayType *dc_json_to_float4_array(json_t *array, DcServer *server,
 extern json_t *dc_float4_array_to_json(ArrayType *array, const char *argname);
 
 extern const char *dc_json_get_string(json_t *object, const char *key);
+extern bool dc_json_is_text(json_t *v);
+extern char *dc_json_text(json_t *str, const char *what, const char *servername);
 
 extern void dc_json_bad_reply(DcServer *server, const char *operation,
 							  const char *detail) pg_attribute_noreturn();

@@ -42,14 +42,7 @@
 static json_t *
 to_json_string(const char *s, const char *argname)
 {
-	char	   *utf8 = pg_server_to_any(s, strlen(s), PG_UTF8);
-	json_t	   *j = json_string(utf8);
-
-	if (j == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
-				 errmsg("argument \"%s\" cannot be sent as UTF-8", argname)));
-	return j;
+	return dc_json_string_server(s, psprintf("argument \"%s\"", argname));
 }
 
 /* A UTF-8 string from a reply as text in the database encoding. */

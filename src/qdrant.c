@@ -29,203 +29,7 @@
 
 #include "qdrant.h"
 
-/*
- * Marks a jansson string that stands for an integer outside the int64
- * range (an id above INT64_MAX, or a big number in a payload).  0x1F
- * cannot appear unescaped in JSON text, and jansson always writes it as
- * \u001F, which is what dc_qdrant_dumps() looks for (rewrite_big_integers()
- * writes the same escape).
- */
-#define U64_MARK		"\x1Fu64:"
-#define U64_MARK_LEN	5
-#define U64_MARK_JSON	"\"\\u001Fu64:"
-#define U64_MARK_JSON_LEN 11
-
 #define MAX_DIMENSION	65536
-
-/* ---------- JSON with unsigned 64-bit integers ---------- */
-
-/*
- * Serialize a request body.  Reals are written with 9 significant digits,
- * enough to round-trip any float4 and much shorter than jansson's default;
- * marked u64 strings become bare numbers again.
- */
-char *
-dc_qdrant_dumps(json_t *json)
-{
-	char	   *s = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
-	char	   *p;
-	StringInfoData out;
-	const char *rest;
-
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not serialize JSON")));
-	p = strstr(s, U64_MARK_JSON);
-	if (p == NULL)
-		return s;
-
-	initStringInfo(&out);
-	rest = s;
-	while (p != NULL)
-	{
-		const char *digits = p + U64_MARK_JSON_LEN;
-		const char *end = digits + (*digits == '-' ? 1 : 0);
-
-		while (isdigit((unsigned char) *end))
-			end++;
-		if (*end != '"' || end == digits)
-		{
-			/* not one of ours: copy the marker text through unchanged */
-			appendBinaryStringInfo(&out, rest, (p - rest) + U64_MARK_JSON_LEN);
-			rest = p + U64_MARK_JSON_LEN;
-		}
-		else
-		{
-			appendBinaryStringInfo(&out, rest, p - rest);
-			appendBinaryStringInfo(&out, digits, end - digits);
-			rest = end + 1;
-		}
-		p = strstr(rest, U64_MARK_JSON);
-	}
-	appendStringInfoString(&out, rest);
-	pfree(s);
-	return out.data;
-}
-
-/* Compare two digit strings without leading zeros as numbers. */
-static int
-cmp_digits(const char *a, size_t alen, const char *b)
-{
-	size_t		blen = strlen(b);
-
-	if (alen != blen)
-		return alen < blen ? -1 : 1;
-	return strncmp(a, b, alen);
-}
-
-/*
- * Rewrite the integers jansson cannot hold (outside the int64 range) as
- * marked strings, so that they come out unchanged.  Returns NULL when
- * nothing needed rewriting.
- */
-static char *
-rewrite_big_integers(const char *data, size_t len, size_t *outlen)
-{
-	StringInfoData out;
-	bool		rewritten = false;
-	bool		in_string = false;
-	size_t		copied = 0;
-	size_t		i = 0;
-
-	while (i < len)
-	{
-		char		c = data[i];
-
-		if (in_string)
-		{
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-			i++;
-			continue;
-		}
-		if (c == '"')
-		{
-			in_string = true;
-			i++;
-			continue;
-		}
-		if (c == '-' || isdigit((unsigned char) c))
-		{
-			size_t		start = i;
-			size_t		dstart;
-			bool		negative = (c == '-');
-			bool		integral = true;
-
-			if (negative)
-				i++;
-			dstart = i;
-			while (i < len && isdigit((unsigned char) data[i]))
-				i++;
-			while (i < len && (data[i] == '.' || data[i] == 'e' || data[i] == 'E' ||
-							   data[i] == '+' || data[i] == '-' ||
-							   isdigit((unsigned char) data[i])))
-			{
-				integral = false;
-				i++;
-			}
-			if (integral && i - dstart >= 19)
-			{
-				size_t		nd = i - dstart;
-				bool		fits_signed = negative ?
-				cmp_digits(data + dstart, nd, "9223372036854775808") <= 0 :
-				cmp_digits(data + dstart, nd, "9223372036854775807") <= 0;
-
-				if (!fits_signed)
-				{
-					if (!rewritten)
-					{
-						initStringInfo(&out);
-						rewritten = true;
-					}
-					appendBinaryStringInfo(&out, data + copied, start - copied);
-					appendStringInfoString(&out, U64_MARK_JSON);
-					appendBinaryStringInfo(&out, data + start, i - start);
-					appendStringInfoChar(&out, '"');
-					copied = i;
-				}
-			}
-			continue;
-		}
-		i++;
-	}
-	if (!rewritten)
-		return NULL;
-	appendBinaryStringInfo(&out, data + copied, len - copied);
-	*outlen = out.len;
-	return out.data;
-}
-
-/* Parse a reply body that may hold ids above INT64_MAX. */
-json_t *
-dc_qdrant_parse(DcServer *server, const char *operation, const char *data, size_t len)
-{
-	size_t		newlen;
-	char	   *rewritten = rewrite_big_integers(data ? data : "", len, &newlen);
-
-	if (rewritten)
-		return dc_json_parse(server, operation, rewritten, newlen);
-	return dc_json_parse(server, operation, data, len);
-}
-
-/* Parse JSON text given by the caller (an argument or a jsonb value). */
-json_t *
-dc_qdrant_parse_input(const char *text, const char *argname)
-{
-	size_t		newlen;
-	char	   *rewritten = rewrite_big_integers(text, strlen(text), &newlen);
-
-	return dc_json_parse_input(rewritten ? rewritten : text, argname);
-}
-
-Jsonb *
-dc_qdrant_json_to_jsonb(json_t *json)
-{
-	char	   *text = dc_qdrant_dumps(json);
-
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
-}
-
-json_t *
-dc_qdrant_jsonb_to_json(Jsonb *jsonb, const char *argname)
-{
-	char	   *text = JsonbToCString(NULL, &jsonb->root, VARSIZE(jsonb));
-
-	return dc_qdrant_parse_input(text, argname);
-}
 
 /* ---------- point ids ---------- */
 
@@ -284,6 +88,20 @@ parse_uuid_text(const char *text, char *canon)
 json_t *
 dc_qdrant_id_from_text(const char *text)
 {
+	json_t	   *id = dc_qdrant_id_try_text(text);
+
+	if (id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid Qdrant point id: \"%s\"", text),
+				 errdetail("A point id is an unsigned 64-bit integer or a UUID.")));
+	return id;
+}
+
+/* dc_qdrant_id_from_text(), but NULL for what is no point id. */
+json_t *
+dc_qdrant_id_try_text(const char *text)
+{
 	size_t		len = strlen(text);
 	char		canon[37];
 
@@ -293,19 +111,14 @@ dc_qdrant_id_from_text(const char *text)
 
 		while (*d == '0' && d[1] != '\0')
 			d++;
-		if (cmp_digits(d, strlen(d), "9223372036854775807") <= 0)
+		if (dc_json_cmp_digits(d, strlen(d), "9223372036854775807") <= 0)
 			return json_integer((json_int_t) strtoll(d, NULL, 10));
-		if (cmp_digits(d, strlen(d), "18446744073709551615") <= 0)
-			return json_string(psprintf("%s%s", U64_MARK, d));
+		if (dc_json_cmp_digits(d, strlen(d), "18446744073709551615") <= 0)
+			return dc_json_raw_number(d);
 	}
 	else if (parse_uuid_text(text, canon))
 		return json_string(canon);
-
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid Qdrant point id: \"%s\"", text),
-			 errdetail("A point id is an unsigned 64-bit integer or a UUID.")));
-	return NULL;				/* keep compiler quiet */
+	return NULL;
 }
 
 /* A point id from a SQL value of any type (via its text form). */
@@ -323,22 +136,19 @@ dc_qdrant_id_from_datum(Datum value, Oid typid)
 char *
 dc_qdrant_id_to_text(DcServer *server, const char *operation, json_t *id)
 {
+	const char *raw = dc_json_raw_number_text(id);
+
 	if (json_is_integer(id) && json_integer_value(id) >= 0)
 		return psprintf(INT64_FORMAT, (int64) json_integer_value(id));
-	if (json_is_string(id))
+	if (raw)
 	{
-		const char *s = json_string_value(id);
-
-		if (strncmp(s, U64_MARK, U64_MARK_LEN) == 0)
-		{
-			s += U64_MARK_LEN;
-			if (*s == '-' || strlen(s) > 20 ||
-				cmp_digits(s, strlen(s), "18446744073709551615") > 0)
-				dc_json_bad_reply(server, operation,
-								  psprintf("Point id %s is not an unsigned 64-bit integer.", s));
-		}
-		return pstrdup(s);
+		if (*raw == '-' || dc_json_cmp_digits(raw, strlen(raw), "18446744073709551615") > 0)
+			dc_json_bad_reply(server, operation,
+							  psprintf("Point id %s is not an unsigned 64-bit integer.", raw));
+		return pstrdup(raw);
 	}
+	if (json_is_string(id))
+		return dc_json_text(id, "point id", server->servername);
 	dc_json_bad_reply(server, operation, "A point id is neither an unsigned integer nor a string.");
 	return NULL;
 }
@@ -356,6 +166,13 @@ dc_qdrant_path(const char *collection, const char *suffix)
 					suffix ? suffix : "");
 }
 
+/* Remote error text made safe for a message (NULL stays NULL). */
+static const char *
+error_excerpt(const char *msg)
+{
+	return msg ? dc_remote_excerpt(msg, (int) strlen(msg), 1000) : NULL;
+}
+
 /* Qdrant's error text from an error envelope, or NULL. */
 static const char *
 error_text(const char *data, size_t len)
@@ -370,7 +187,7 @@ error_text(const char *data, size_t len)
 	if (json == NULL)
 		return NULL;
 	status = json_is_object(json) ? json_object_get(json, "status") : NULL;
-	return dc_json_get_string(status, "error");
+	return error_excerpt(dc_json_get_string(status, "error"));
 }
 
 /*
@@ -472,7 +289,7 @@ dc_qdrant_call(DcServer *server, const char *operation, const char *method,
 			   const char *path, json_t *body, const char *collection)
 {
 	return dc_qdrant_call_text(server, operation, method, path,
-							   body ? dc_qdrant_dumps(body) : NULL, collection);
+							   body ? dc_json_dumps(body) : NULL, collection);
 }
 
 /* dc_qdrant_call() with a body that is JSON text already. */
@@ -498,13 +315,13 @@ dc_qdrant_call_text(DcServer *server, const char *operation, const char *method,
 	if (resp->status < 200 || resp->status >= 300)
 		dc_http_raise_status(server, req, resp, NULL);
 
-	reply = dc_qdrant_parse(server, operation, resp->body.data, resp->body.len);
+	reply = dc_json_parse(server, operation, resp->body.data, resp->body.len);
 	if (!json_is_object(reply))
 		dc_json_bad_reply(server, operation, "The reply is not a JSON object.");
 	status = json_object_get(reply, "status");
 	if (json_is_object(status))
 	{
-		const char *msg = dc_json_get_string(status, "error");
+		const char *msg = error_excerpt(dc_json_get_string(status, "error"));
 
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -554,7 +371,7 @@ arg_filter(FunctionCallInfo fcinfo, int n)
 
 	if (PG_ARGISNULL(n))
 		return NULL;
-	filter = dc_qdrant_jsonb_to_json(PG_GETARG_JSONB_P(n), "filter");
+	filter = dc_jsonb_to_json(PG_GETARG_JSONB_P(n), "filter");
 	if (!json_is_object(filter))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -631,6 +448,8 @@ datacore_qdrant_create_collection(PG_FUNCTION_ARGS)
 	DcServer   *server = arg_server(fcinfo, 4, op);
 	json_t	   *body = dc_json_object();
 	json_t	   *vectors = dc_json_object();
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool created = true;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -661,6 +480,10 @@ datacore_qdrant_create_collection(PG_FUNCTION_ARGS)
 		if (json_is_true(json_object_get(exists, "exists")))
 			PG_RETURN_BOOL(false);
 	}
+	/*
+	 * Swallowing the error needs no subtransaction: the duplicate is raised
+	 * from a complete reply, when nothing is left half-done.
+	 */
 	PG_TRY();
 	{
 		(void) dc_qdrant_call(server, op, "PUT", dc_qdrant_path(collection, NULL),
@@ -668,16 +491,26 @@ datacore_qdrant_create_collection(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
+		/* the caller's memory must not stay in ErrorContext */
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
 		/* lost a race with another creator: that is what was asked for */
-		if (if_not_exists && geterrcode() == ERRCODE_DUPLICATE_OBJECT)
+		if (if_not_exists && edata->sqlerrcode == ERRCODE_DUPLICATE_OBJECT)
 		{
 			FlushErrorState();
-			PG_RETURN_BOOL(false);
+			FreeErrorData(edata);
+			created = false;
 		}
-		PG_RE_THROW();
+		else
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
 	}
 	PG_END_TRY();
-	PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(created);
 }
 
 PG_FUNCTION_INFO_V1(datacore_qdrant_drop_collection);
@@ -739,11 +572,11 @@ datacore_qdrant_collections(PG_FUNCTION_ARGS)
 	names = palloc(sizeof(char *) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
-		const char *name = dc_json_get_string(json_array_get(list, i), "name");
+		json_t	   *name = json_object_get(json_array_get(list, i), "name");
 
-		if (name == NULL)
+		if (!dc_json_is_text(name))
 			dc_json_bad_reply(server, op, "A collection has no \"name\".");
-		names[i] = name;
+		names[i] = dc_json_text(name, "collection name", server->servername);
 	}
 	/* a stable order makes the output usable in tests and diffs */
 	if (n > 1)
@@ -771,7 +604,7 @@ datacore_qdrant_collection_info(PG_FUNCTION_ARGS)
 
 	result = dc_qdrant_call(server, op, "GET", dc_qdrant_path(collection, NULL),
 							NULL, collection);
-	PG_RETURN_JSONB_P(dc_qdrant_json_to_jsonb(result));
+	PG_RETURN_JSONB_P(dc_json_to_jsonb(result));
 }
 
 /* ---------- points ---------- */
@@ -802,7 +635,7 @@ datacore_qdrant_upsert(PG_FUNCTION_ARGS)
 				 errmsg("argument \"vector\" must not be null")));
 	id = dc_qdrant_id_from_datum(PG_GETARG_DATUM(1), get_fn_expr_argtype(fcinfo->flinfo, 1));
 	initStringInfo(&body);
-	appendStringInfo(&body, "{\"points\":[{\"id\":%s,\"vector\":", dc_qdrant_dumps(id));
+	appendStringInfo(&body, "{\"points\":[{\"id\":%s,\"vector\":", dc_json_dumps(id));
 	dc_qdrant_append_vector(&body, PG_GETARG_ARRAYTYPE_P(2), "vector");
 	if (!PG_ARGISNULL(3))
 	{
@@ -814,7 +647,7 @@ datacore_qdrant_upsert(PG_FUNCTION_ARGS)
 					 errmsg("argument \"payload\" must be a JSON object")));
 		/* jsonb's text is JSON already, big numbers included */
 		appendStringInfoString(&body, ",\"payload\":");
-		(void) JsonbToCString(&body, &payload->root, VARSIZE(payload));
+		dc_json_append_jsonb(&body, payload);
 	}
 	appendStringInfoString(&body, "}]}");
 
@@ -847,7 +680,7 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"points\" must not be null")));
-	points = dc_qdrant_jsonb_to_json(PG_GETARG_JSONB_P(1), "points");
+	points = dc_jsonb_to_json(PG_GETARG_JSONB_P(1), "points");
 	if (!json_is_array(points))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -869,9 +702,8 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 		/* re-parse the id from its text so that "42" and -1 are rejected */
 		if (json_is_integer(id))
 			idtext = psprintf("%lld", (long long) json_integer_value(id));
-		else if (json_is_string(id) &&
-				 strncmp(json_string_value(id), U64_MARK, U64_MARK_LEN) == 0)
-			idtext = pstrdup(json_string_value(id) + U64_MARK_LEN);
+		else if (dc_json_raw_number_text(id) != NULL)
+			idtext = pstrdup(dc_json_raw_number_text(id));
 		else if (json_is_string(id))
 		{
 			const char *s = json_string_value(id);
@@ -887,7 +719,7 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid Qdrant point id: %s", dc_qdrant_dumps(id)),
+					 errmsg("invalid Qdrant point id: %s", dc_json_dumps_server(id)),
 					 errdetail("A point id is an unsigned 64-bit integer or a UUID.")));
 		json_object_set_new(p, "id", dc_qdrant_id_from_text(idtext));
 		if (!json_is_array(vec) || json_array_size(vec) == 0)
@@ -964,7 +796,7 @@ datacore_qdrant_search(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(dc_qdrant_id_to_text(server, op, json_object_get(hit, "id")));
 		values[1] = Float4GetDatum((float4) json_number_value(score));
 		if (payload && !json_is_null(payload))
-			values[2] = JsonbPGetDatum(dc_qdrant_json_to_jsonb(payload));
+			values[2] = JsonbPGetDatum(dc_json_to_jsonb(payload));
 		else
 			nulls[2] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -1094,7 +926,7 @@ datacore_qdrant_get(PG_FUNCTION_ARGS)
 		else
 			nulls[1] = true;
 		if (payload && !json_is_null(payload))
-			values[2] = JsonbPGetDatum(dc_qdrant_json_to_jsonb(payload));
+			values[2] = JsonbPGetDatum(dc_json_to_jsonb(payload));
 		else
 			nulls[2] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -5,11 +5,8 @@
  *		foreign-data wrapper (fdw_qdrant.c).
  *
  * Point ids are unsigned 64-bit integers or UUIDs.  jansson's integers are
- * signed 64-bit, so an id above 2^63-1 travels inside jansson as a marked
- * string and is turned back into a bare number when a request is
- * serialized (dc_qdrant_dumps); replies are rewritten the other way before
- * jansson parses them (dc_qdrant_parse).  Always use these two rather than
- * the generic json.h helpers for anything that may hold an id.
+ * signed 64-bit, so an id above 2^63-1 travels inside jansson as a raw
+ * number (json.h), written back as a bare number by dc_json_dumps().
  *
  *-------------------------------------------------------------------------
  */
@@ -32,15 +29,10 @@ extern void dc_qdrant_append_vector(StringInfo buf, ArrayType *array,
 									const char *argname);
 
 extern json_t *dc_qdrant_id_from_text(const char *text);
+extern json_t *dc_qdrant_id_try_text(const char *text);
 extern char *dc_qdrant_id_to_text(DcServer *server, const char *operation,
 								  json_t *id);
 extern json_t *dc_qdrant_id_from_datum(Datum value, Oid typid);
 
-extern char *dc_qdrant_dumps(json_t *json);
-extern json_t *dc_qdrant_parse(DcServer *server, const char *operation,
-							   const char *data, size_t len);
-extern json_t *dc_qdrant_parse_input(const char *text, const char *argname);
-extern Jsonb *dc_qdrant_json_to_jsonb(json_t *json);
-extern json_t *dc_qdrant_jsonb_to_json(Jsonb *jsonb, const char *argname);
 
 #endif							/* DATACORE_QDRANT_H */

@@ -5,14 +5,19 @@
  *		"must" conditions (at plan time), and the filter and query vector
  *		built from their values (at scan time).
  *
- * A condition is only taken when Qdrant can answer it exactly or with a
- * superset of the rows; the plan keeps the latter for PostgreSQL to check
- * again, so the answer never depends on Qdrant's matching rules.
+ * A condition is only taken when Qdrant can answer it with a superset of
+ * the rows, and every condition but the similarity search is checked
+ * again by PostgreSQL, so the answer never depends on Qdrant's matching
+ * rules.  Superset means: a point whose column value PostgreSQL would
+ * accept is never left out, even when that value is read from a JSON
+ * string ("12" in an integer column) or Qdrant compares numbers as
+ * doubles (integers beyond 2^53).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -21,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
@@ -89,7 +95,8 @@ payload_field_key(RelOptInfo *baserel, QdTable *t, Expr *expr)
 	key = TextDatumGetCString(c->constvalue);
 	if (key[0] == '\0' || strpbrk(key, ".[]\"") != NULL)
 		return NULL;
-	return key;
+	/* keys in conditions are UTF-8, as the table's (get_table) */
+	return pg_server_to_any(key, strlen(key), PG_UTF8);
 }
 
 /* Is this the similarity operator's function (datacore.qdrant_similar)? */
@@ -113,15 +120,34 @@ is_similar_function(Oid funcid)
 	return result;
 }
 
-/* The btree strategy of a comparison operator, or 0. */
+/*
+ * The btree strategy (< <= = >= >) of a comparison operator, or 0.  "<>"
+ * has a btree interpretation too (ROWCOMPARE_NE) but no Qdrant condition
+ * means it: it is never sent.
+ */
 static int
 btree_strategy(Oid opno)
 {
 	List	   *interp = get_op_btree_interpretation(opno);
+	int			strategy;
 
 	if (interp == NIL)
 		return 0;
-	return ((OpBtreeInterpretation *) linitial(interp))->strategy;
+	strategy = ((OpBtreeInterpretation *) linitial(interp))->strategy;
+	if (strategy < BTLessStrategyNumber || strategy > BTGreaterStrategyNumber)
+		return 0;
+	return strategy;
+}
+
+/*
+ * Does comparing text under this collation mean byte equality?  A
+ * nondeterministic collation makes other strings equal that Qdrant's exact
+ * match would leave out.
+ */
+static bool
+exact_collation(Oid collid)
+{
+	return !OidIsValid(collid) || get_collation_isdeterministic(collid);
 }
 
 static List *
@@ -196,7 +222,7 @@ dc_qd_classify_clause(RelOptInfo *baserel, QdPlanInfo *pi, Expr *clause, bool *e
 
 		if ((key = payload_field_key(baserel, t, left)) != NULL)
 		{
-			if (strategy != BTEqualStrategyNumber)
+			if (strategy != BTEqualStrategyNumber || !exact_collation(op->inputcollid))
 				return false;
 			pi->exprs = lappend(pi->exprs, right);
 			pi->conds = lappend(pi->conds, make_cond(QC_TEXT_EQ, key, 0, list_length(pi->exprs) - 1));
@@ -206,23 +232,35 @@ dc_qd_classify_clause(RelOptInfo *baserel, QdPlanInfo *pi, Expr *clause, bool *e
 		col = column_of(baserel, t, left);
 		if (col == NULL)
 			return false;
-		if (col->kind == QD_COL_ID && strategy == BTEqualStrategyNumber)
+		/*
+		 * Ids are sent in Qdrant's canonical form, so a text id column
+		 * compares differently ('0001' is sent as 1): checked again.
+		 */
+		if (col->kind == QD_COL_ID && strategy == BTEqualStrategyNumber &&
+			exact_collation(op->inputcollid))
 		{
 			pi->exprs = lappend(pi->exprs, right);
 			pi->conds = lappend(pi->conds, make_cond(QC_ID_EQ, NULL, 0, list_length(pi->exprs) - 1));
 			pi->nids = Max(pi->nids, 0) + 1;
-			*exact = true;
 			return true;
 		}
 		if (col->kind != QD_COL_KEY || strpbrk(col->key, ".[]\"") != NULL)
 			return false;
-		if (dc_qd_is_text_type(col->typid) && strategy == BTEqualStrategyNumber)
+
+		/*
+		 * char(n) ignores trailing spaces and name truncates: equal values
+		 * Qdrant's exact match would miss.  A real column rounds the
+		 * payload's double, which moves it across a bound.
+		 */
+		if ((col->typid == TEXTOID || col->typid == VARCHAROID) &&
+			strategy == BTEqualStrategyNumber && exact_collation(op->inputcollid))
 		{
 			pi->exprs = lappend(pi->exprs, right);
 			pi->conds = lappend(pi->conds, make_cond(QC_TEXT_EQ, col->key, 0, list_length(pi->exprs) - 1));
 			return true;
 		}
-		if (dc_qd_is_number_type(col->typid) && dc_qd_is_number_type(exprType((Node *) right)))
+		if (dc_qd_is_number_type(col->typid) && col->typid != FLOAT4OID &&
+			dc_qd_is_number_type(exprType((Node *) right)))
 		{
 			pi->exprs = lappend(pi->exprs, right);
 			pi->conds = lappend(pi->conds, make_cond(QC_NUMBER, col->key, strategy, list_length(pi->exprs) - 1));
@@ -246,7 +284,7 @@ dc_qd_classify_clause(RelOptInfo *baserel, QdPlanInfo *pi, Expr *clause, bool *e
 
 		if (!saop->useOr || col == NULL || col->kind != QD_COL_ID ||
 			btree_strategy(saop->opno) != BTEqualStrategyNumber ||
-			!is_scan_value(arr, false))
+			!exact_collation(saop->inputcollid) || !is_scan_value(arr, false))
 			return false;
 		pi->exprs = lappend(pi->exprs, arr);
 		pi->conds = lappend(pi->conds, make_cond(QC_ID_ANY, NULL, 0, list_length(pi->exprs) - 1));
@@ -256,7 +294,6 @@ dc_qd_classify_clause(RelOptInfo *baserel, QdPlanInfo *pi, Expr *clause, bool *e
 							   ARR_DIMS(DatumGetArrayTypeP(((Const *) arr)->constvalue)));
 		else
 			pi->nids = Max(pi->nids, 0) + 10;
-		*exact = true;
 		return true;
 	}
 	return false;
@@ -275,7 +312,10 @@ dc_qd_datum_text(Datum value, Oid typid)
 	return OidOutputFunctionCall(outfunc, value);
 }
 
-/* A JSON number from a number's text form; NULL if not finite. */
+/*
+ * A JSON number from a number's text form; NULL if not finite.  An integer
+ * beyond int64 stays exact, as a raw number.
+ */
 json_t *
 dc_qd_number_json(const char *s)
 {
@@ -287,6 +327,8 @@ dc_qd_number_json(const char *s)
 	ll = strtoll(s, &end, 10);
 	if (errno == 0 && *end == '\0' && end != s)
 		return json_integer((json_int_t) ll);
+	if (errno == ERANGE && *end == '\0' && isdigit((unsigned char) end[-1]))
+		return dc_json_raw_number(s);
 	d = strtod(s, &end);
 	if (*end != '\0' || end == s || isnan(d) || isinf(d))
 		return NULL;
@@ -319,6 +361,18 @@ range_cond(const char *key, const char *bound1, json_t *v1, const char *bound2, 
 	return cond;
 }
 
+/* {"<what>": {"key": key}}, as is_null and is_empty are written */
+static json_t *
+key_cond(const char *what, const char *key)
+{
+	json_t	   *cond = dc_json_object();
+	json_t	   *k = dc_json_object();
+
+	json_object_set_new(k, "key", json_string(key));
+	json_object_set_new(cond, what, k);
+	return cond;
+}
+
 static json_t *
 any_of(json_t *conds)
 {
@@ -332,15 +386,23 @@ any_of(json_t *conds)
 
 /*
  * Conditions matching a payload value that, read as text, equals s: the
- * string itself, and the number or boolean with that text form.
+ * string itself, and the number or boolean with that text form.  NULL
+ * when s could be the text of an array or object, which no match
+ * condition finds: then nothing is sent.
  */
 static json_t *
 text_eq_cond(const char *key, const char *s)
 {
 	json_t	   *alts = json_array();
-	json_t	   *num = dc_qd_number_json(s);
+	json_t	   *num;
+	const char *p = s;
 
-	json_array_append_new(alts, match_cond(key, "value", json_string(s)));
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p == '[' || *p == '{')
+		return NULL;
+	num = dc_qd_number_json(s);
+	json_array_append_new(alts, match_cond(key, "value", dc_json_string_server(s, "condition value")));
 	if (num && json_is_integer(num))
 		json_array_append_new(alts, match_cond(key, "value", num));
 	else if (num)
@@ -348,6 +410,70 @@ text_eq_cond(const char *key, const char *s)
 	if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)
 		json_array_append_new(alts, match_cond(key, "value", json_boolean(s[0] == 't')));
 	return any_of(alts);
+}
+
+/*
+ * cond, or a value of key that Qdrant cannot compare as cond does but
+ * PostgreSQL may read as the column's type (a string "12" in an integer
+ * column, "yes" in a boolean one): present, and matching none of
+ * "others" (the conditions that say the value is of the compared kind).
+ */
+static json_t *
+or_other_kind(const char *key, json_t *cond, json_t *others)
+{
+	json_t	   *other = dc_json_object();
+	json_t	   *alts = json_array();
+
+	json_array_insert_new(others, 0, key_cond("is_empty", key));
+	json_object_set_new(other, "must_not", others);
+	json_array_append_new(alts, cond);
+	json_array_append_new(alts, other);
+	return any_of(alts);
+}
+
+/*
+ * A numeric column compared with the number whose text is s.  Qdrant
+ * compares numbers as doubles, so an integer beyond 2^53 or a decimal
+ * that is no double can land on the bound: bounds are sent inclusive, and
+ * = as a range (which also finds 12.0 for 12).  num comes from
+ * dc_qd_number_json(); NULL (NaN, the infinities: no range expresses them)
+ * gives NULL.
+ */
+static json_t *
+number_cond(const char *key, int strategy, json_t *num)
+{
+	json_t	   *cond;
+
+	if (num == NULL)
+		return NULL;
+	switch (strategy)
+	{
+		case BTLessStrategyNumber:
+		case BTLessEqualStrategyNumber:
+			cond = range_cond(key, "lte", num, NULL, NULL);
+			break;
+		case BTGreaterStrategyNumber:
+		case BTGreaterEqualStrategyNumber:
+			cond = range_cond(key, "gte", num, NULL, NULL);
+			break;
+		default:
+			cond = range_cond(key, "gte", num, "lte", json_copy(num));
+			break;
+	}
+	return or_other_kind(key, cond,
+						 json_pack("[oo]",
+								   range_cond(key, "gte", json_integer(0), NULL, NULL),
+								   range_cond(key, "lt", json_integer(0), NULL, NULL)));
+}
+
+/* A boolean column compared with value, or a value Qdrant does not see as a boolean. */
+static json_t *
+bool_cond(const char *key, json_t *value)
+{
+	return or_other_kind(key, match_cond(key, "value", value),
+						 json_pack("[oo]",
+								   match_cond(key, "value", json_true()),
+								   match_cond(key, "value", json_false())));
 }
 
 /*
@@ -367,7 +493,7 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 		char	   *path;
 
 		/* integers outside int64 arrive as marked strings: not a match value */
-		if (json_is_string(v) && json_string_value(v)[0] == '\x1F')
+		if (dc_json_raw_number_text(v) != NULL)
 			return false;
 
 		if (k[0] == '\0' || strpbrk(k, ".[]\"") != NULL)
@@ -385,49 +511,40 @@ contains_conds(json_t *must, const char *prefix, json_t *obj)
 
 			json_array_foreach(v, i, e)
 			{
-				if (json_is_string(e) && json_string_value(e)[0] == '\x1F')
+				if (dc_json_raw_number_text(e) != NULL)
 					return false;
-				if (json_is_string(e) || json_is_integer(e) || json_is_boolean(e))
+				if (json_is_string(e) || json_is_boolean(e))
 					json_array_append_new(must, match_cond(path, "value", json_copy(e)));
-				else if (json_is_real(e))
-					json_array_append_new(must, range_cond(path, "gte", json_copy(e), "lte", json_copy(e)));
+				else if (json_is_number(e))
+					json_array_append_new(must, range_cond(path, "gte", json_real(json_number_value(e)),
+														   "lte", json_real(json_number_value(e))));
 				else
 					return false;
 			}
 		}
-		else if (json_is_string(v) || json_is_integer(v) || json_is_boolean(v))
+		else if (json_is_string(v) || json_is_boolean(v))
 			json_array_append_new(must, match_cond(path, "value", json_copy(v)));
-		else if (json_is_real(v))
-			json_array_append_new(must, range_cond(path, "gte", json_copy(v), "lte", json_copy(v)));
-		else if (json_is_null(v))
+		else if (json_is_number(v))
 		{
-			json_t	   *c = dc_json_object();
-			json_t	   *k2 = dc_json_object();
+			/* jsonb finds 1.0 for 1: a range does, an integer match does not */
+			double		d = json_number_value(v);
 
-			json_object_set_new(k2, "key", json_string(path));
-			json_object_set_new(c, "is_null", k2);
-			json_array_append_new(must, c);
+			json_array_append_new(must, range_cond(path, "gte", json_real(d), "lte", json_real(d)));
 		}
+		else if (json_is_null(v))
+			json_array_append_new(must, key_cond("is_null", path));
 	}
 	return true;
 }
 
-static const char *
-strategy_bound(int strategy)
+/* Append the id a SQL value stands for, unless it is no valid id. */
+static void
+append_id(json_t *ids, Datum value, Oid typid)
 {
-	switch (strategy)
-	{
-		case BTLessStrategyNumber:
-			return "lt";
-		case BTLessEqualStrategyNumber:
-			return "lte";
-		case BTGreaterEqualStrategyNumber:
-			return "gte";
-		case BTGreaterStrategyNumber:
-			return "gt";
-		default:
-			return NULL;
-	}
+	json_t	   *id = dc_qdrant_id_try_text(dc_qd_datum_text(value, typid));
+
+	if (id)
+		json_array_append_new(ids, id);
 }
 
 /*
@@ -459,7 +576,7 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 		i++;
 		if (explain_only && !IsA(expr, Const))
 		{
-			json_t	   *shown = json_string(deparse_expression((Node *) expr, NIL, false, false));
+			json_t	   *shown = dc_json_string_server(deparse_expression((Node *) expr, NIL, false, false), "expression");
 			json_t	   *c2 = dc_json_object();
 
 			switch (kind)
@@ -479,8 +596,15 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 					json_object_set_new(c2, "payload_contains", shown);
 					json_array_append_new(must, c2);
 					break;
-				default:
+				case QC_NUMBER:
+					json_array_append_new(must, number_cond(key, strategy, shown));
+					break;
+				case QC_BOOL_EQ:
+					json_array_append_new(must, bool_cond(key, shown));
+					break;
+				case QC_TEXT_EQ:
 					json_array_append_new(must, match_cond(key, "value", shown));
+					break;
 			}
 			continue;
 		}
@@ -494,8 +618,9 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 					json_t	   *ids = json_array();
 					json_t	   *c2 = dc_json_object();
 
+					/* a value that is no id matches no point: it is left out */
 					if (!isnull && kind == QC_ID_EQ)
-						json_array_append_new(ids, dc_qdrant_id_from_datum(value, typid));
+						append_id(ids, value, typid);
 					else if (!isnull)
 					{
 						ArrayType  *arr = DatumGetArrayTypeP(value);
@@ -512,7 +637,7 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 						deconstruct_array(arr, et, len, byval, align, &elems, &nulls, &n);
 						for (j = 0; j < n; j++)
 							if (!nulls[j])
-								json_array_append_new(ids, dc_qdrant_id_from_datum(elems[j], et));
+								append_id(ids, elems[j], et);
 					}
 					json_object_set_new(c2, "has_id", ids);
 					json_array_append_new(must, c2);
@@ -530,7 +655,7 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 			case QC_CONTAINS:
 				if (!isnull)
 				{
-					json_t	   *obj = dc_qdrant_jsonb_to_json(DatumGetJsonbP(value), "payload");
+					json_t	   *obj = dc_jsonb_to_json(DatumGetJsonbP(value), "payload");
 					json_t	   *sub = json_array();
 
 					/* checked again locally: sending nothing is also right */
@@ -539,37 +664,21 @@ dc_qd_build_request(QdScanState *st, ExprContext *econtext, List *exprs, bool ex
 				}
 				break;
 			case QC_TEXT_EQ:
-				if (!isnull)
-					json_array_append_new(must, text_eq_cond(key, dc_qd_datum_text(value, typid)));
-				break;
 			case QC_NUMBER:
 				if (!isnull)
 				{
-					json_t	   *num = dc_qd_number_json(dc_qd_datum_text(value, typid));
+					const char *text = dc_qd_datum_text(value, typid);
+					json_t	   *cond = kind == QC_TEXT_EQ ? text_eq_cond(key, text) :
+					number_cond(key, strategy, dc_qd_number_json(text));
 
-					if (num == NULL)
-						break;
-					if (strategy == BTEqualStrategyNumber)
-					{
-						json_t	   *alts = json_array();
-
-						if (json_is_integer(num))
-						{
-							json_array_append_new(alts, match_cond(key, "value", num));
-							json_array_append_new(alts, match_cond(key, "value",
-																   json_string(dc_qd_datum_text(value, typid))));
-						}
-						else
-							json_array_append_new(alts, range_cond(key, "gte", num, "lte", json_copy(num)));
-						json_array_append_new(must, any_of(alts));
-					}
-					else
-						json_array_append_new(must, range_cond(key, strategy_bound(strategy), num, NULL, NULL));
+					/* not expressible: sending nothing is a superset too */
+					if (cond)
+						json_array_append_new(must, cond);
 				}
 				break;
 			case QC_BOOL_EQ:
 				if (!isnull)
-					json_array_append_new(must, match_cond(key, "value", json_boolean(DatumGetBool(value))));
+					json_array_append_new(must, bool_cond(key, json_boolean(DatumGetBool(value))));
 				break;
 		}
 	}

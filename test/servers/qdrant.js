@@ -30,7 +30,48 @@ function elapsed(start) {
 }
 
 function ok(ctx, result) {
-  return sendJson(ctx.res, 200, { result, status: 'ok', time: elapsed(ctx.start) });
+  return sendJson(ctx.res, 200, exactStringify({ result, status: 'ok', time: elapsed(ctx.start) }));
+}
+
+// ---------------------------------------------------------------- exact integers
+
+// Qdrant keeps payload integers exactly (serde_json's i64/u64); JSON.parse
+// rounds those beyond 2^53.  Payloads are therefore re-read with such
+// integers held as ExactInt, which compare as numbers and are written back
+// digit for digit.
+class ExactInt {
+  constructor(text) { this.text = text; }
+
+  valueOf() { return Number(this.text); }
+
+  toJSON() { return EXACT_MARK + this.text; }
+}
+const EXACT_MARK = '\u0000exact:';
+const JSON_TOKEN_RE = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+
+function exactParse(text) {
+  const marked = text.replace(JSON_TOKEN_RE, (tok) => (
+    tok[0] !== '"' && /^-?\d+$/.test(tok) && !Number.isSafeInteger(Number(tok))
+      ? JSON.stringify(EXACT_MARK + tok) : tok));
+  return JSON.parse(marked, (key, v) => (
+    typeof v === 'string' && v.startsWith(EXACT_MARK) ? new ExactInt(v.slice(EXACT_MARK.length)) : v));
+}
+
+function exactStringify(value) {
+  return JSON.stringify(value).replace(/"\\u0000exact:(-?\d+)"/g, '$1');
+}
+
+// The payloads of an upsert or payload write, re-read exactly.
+function keepExactPayloads(value, text) {
+  if (!/\d{16}/.test(text)) return;
+  const exact = exactParse(text);
+  if (Array.isArray(value.points) && Array.isArray(exact.points)) {
+    value.points.forEach((p, i) => {
+      if (p && typeof p === 'object' && p.payload !== undefined) p.payload = exact.points[i].payload;
+    });
+  }
+  if (value.batch && exact.batch && value.batch.payloads !== undefined) value.batch.payloads = exact.batch.payloads;
+  if (value.payload !== undefined) value.payload = exact.payload;
 }
 
 // ---------------------------------------------------------------- ids
@@ -238,7 +279,9 @@ function matchField(cond, payload) {
 }
 
 function scalarEq(a, b) {
-  return a === b && typeof a === typeof b;
+  const x = a instanceof ExactInt ? a.valueOf() : a;
+  const y = b instanceof ExactInt ? b.valueOf() : b;
+  return x === y && typeof x === typeof y;
 }
 
 function matchValue(match, values) {
@@ -272,6 +315,7 @@ function matchValue(match, values) {
 // Numbers compare as numbers; RFC 3339 strings compare as instants.
 function comparable(value) {
   if (typeof value === 'number') return value;
+  if (value instanceof ExactInt) return value.valueOf();
   if (typeof value === 'string') {
     const t = Date.parse(value);
     return Number.isNaN(t) ? null : t;
@@ -281,6 +325,9 @@ function comparable(value) {
 
 function inRange(range, value) {
   if (!range || typeof range !== 'object') throw formatError('range: expected an object');
+  // numeric bounds (Qdrant's float range) compare numbers only, never strings
+  const numeric = ['gt', 'gte', 'lt', 'lte'].some((n) => typeof range[n] === 'number');
+  if (numeric && typeof value !== 'number' && !(value instanceof ExactInt)) return false;
   const v = comparable(value);
   if (v === null) return false;
   const bound = (name) => {
@@ -752,7 +799,9 @@ function parseBody(ctx, required) {
   }
   let value;
   try {
-    value = JSON.parse(ctx.body.toString('utf8'));
+    const text = ctx.body.toString('utf8');
+    value = JSON.parse(text);
+    if (value && typeof value === 'object') keepExactPayloads(value, text);
   } catch (err) {
     throw formatError(err.message);
   }
