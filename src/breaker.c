@@ -180,6 +180,26 @@ dc_breaker_record(DcServer *server, bool success)
 	unlock(st);
 }
 
+/*
+ * Until when the breaker of serverid (this database) is open; 0 when it
+ * has no record.  Read-only; used by the job runner to defer a job without
+ * spending an attempt.
+ */
+TimestampTz
+dc_breaker_open_until(Oid serverid)
+{
+	BreakerState *st = get_state();
+	BreakerSlot *slot;
+	TimestampTz until = 0;
+
+	lock(st, LW_SHARED);
+	slot = find_slot(st, serverid, false);
+	if (slot)
+		until = slot->open_until;
+	unlock(st);
+	return until;
+}
+
 PG_FUNCTION_INFO_V1(datacore_breaker_status);
 
 /*

@@ -13,11 +13,19 @@
 #define DATACORE_BREAKER_H
 
 #include "datacore.h"
+#include "datatype/timestamp.h"
 
 extern void dc_breaker_request_shmem(void);
 extern void dc_breaker_startup(void);
 
 extern void dc_breaker_check(DcServer *server, const char *operation);
 extern void dc_breaker_record(DcServer *server, bool success);
+
+/*
+ * Read-only query for the job runner: until when calls to a server of this
+ * database fail fast (0 or a past time: they do not).  Kept to this one
+ * question so that the breaker's states can change behind it.
+ */
+extern TimestampTz dc_breaker_open_until(Oid serverid);
 
 #endif							/* DATACORE_BREAKER_H */
