@@ -44,6 +44,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -224,6 +225,18 @@ mark_all_databases(void)
 	CommitTransactionCommand();
 }
 
+/* Whether the database still exists (it may have been dropped since). */
+static bool
+database_exists(Oid dbid)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbid));
+	CommitTransactionCommand();
+	return exists;
+}
+
 static BackgroundWorkerHandle *
 start_worker(Oid dbid)
 {
@@ -318,6 +331,14 @@ dc_job_launcher_main(Datum arg)
 			}
 			SpinLockRelease(&shared->mutex);
 
+			if (start && !database_exists(dbid))
+			{
+				SpinLockAcquire(&shared->mutex);
+				if (s->dbid == dbid && s->pid == 0 && !s->wanted)
+					s->dbid = InvalidOid;
+				SpinLockRelease(&shared->mutex);
+				start = false;
+			}
 			if (start)
 			{
 				handles[i] = start_worker(dbid);

@@ -1,0 +1,46 @@
+#!/bin/bash
+# Enqueueing is part of the transaction: a rolled-back enqueue (whole
+# transaction or savepoint) never reaches the server, a committed one does,
+# as the role that enqueued it (its user mapping's token on the wire).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source test/t/lib/jobs.sh
+trap jobs_cleanup EXIT
+jobs_setup
+
+q -q <<'SQL'
+CREATE ROLE regress_jobs_owner;
+GRANT USAGE ON SCHEMA datacore TO regress_jobs_owner;
+GRANT USAGE ON FOREIGN SERVER ollama TO regress_jobs_owner;
+CREATE USER MAPPING FOR regress_jobs_owner SERVER ollama OPTIONS (bearer_token 'owner-token');
+SQL
+trap 'jobs_cleanup; psql -X -q -d postgres -c "DROP ROLE IF EXISTS regress_jobs_owner" >/dev/null 2>&1 || true' EXIT
+
+q -q >/dev/null <<'SQL'
+BEGIN;
+SELECT datacore.ollama_generate_async('rolled back');
+ROLLBACK;
+BEGIN;
+SELECT datacore.ollama_generate_async('kept');
+SAVEPOINT s;
+SELECT datacore.ollama_generate_async('in a rolled back savepoint');
+ROLLBACK TO SAVEPOINT s;
+SET LOCAL ROLE regress_jobs_owner;
+SELECT datacore.ollama_generate_async('by the owner');
+COMMIT;
+SQL
+wait_for "SELECT count(*) = 2 FROM datacore.jobs WHERE state = 'succeeded'" 20
+# a last job, so that anything sent late would be in the log before we read it
+last=$(q -c "SELECT datacore.ollama_generate_async('last')")
+q -c "SELECT datacore.job_wait($last, '20 seconds')" >/dev/null
+
+sent=$(ollama_log | jq -r 'select(.path == "/api/generate") | .body.prompt' | sort | paste -sd,)
+check "only committed jobs were sent" "by the owner,kept,last" "$sent"
+check "jobs rows: the rolled-back ones never existed" "3" "$(q -c "SELECT count(*) FROM datacore.jobs")"
+auth=$(ollama_log | jq -r 'select(.body.prompt == "by the owner") | .headers.authorization')
+check "the owner's job used the owner's user mapping" "Bearer owner-token" "$auth"
+auth=$(ollama_log | jq -r 'select(.body.prompt == "kept") | .headers.authorization // "none"')
+check "the superuser's job used no mapping" "none" "$auth"
+check "owners recorded" "regress_jobs_owner:by the owner,postgres:kept,postgres:last" \
+    "$(q -c "SELECT string_agg(owner::text || ':' || (args->>'prompt'), ',' ORDER BY args->>'prompt') FROM datacore.jobs")"
+exit $failed
