@@ -135,6 +135,30 @@ SELECT state, attempts FROM datacore.jobs WHERE id = :job_bad;
 SELECT datacore.retry_job(:job_a);
 SELECT datacore.retry_job(-1);
 
+-- transient failures (HTTP 503) are retried; after max_attempts the job is
+-- dead with its last error
+SELECT dc_test.clear_log('ollama');
+SELECT dc_test.fault('ollama', '{"mode": "status", "status": 503, "retry_after": 0, "path": "/api/generate"}');
+SELECT datacore.enqueue('ollama_generate', '{"prompt": "flaky"}', 'ollama', max_attempts => 3) AS job_dead \gset
+\set VERBOSITY sqlstate
+SELECT datacore.job_wait(:job_dead, '20 seconds');
+\set VERBOSITY default
+SELECT state, attempts, last_error->>'sqlstate' AS sqlstate, last_error->>'message' AS message,
+	   last_error->'attempt' AS attempt
+	FROM datacore.jobs WHERE id = :job_dead;
+SELECT count(*) AS requests FROM dc_test.log('ollama');
+SELECT dc_test.fault('ollama', NULL);
+SELECT datacore.retry_job(:job_dead);
+SELECT datacore.job_wait(:job_dead, '10 seconds') AS result;
+SELECT state, attempts, last_error->'attempt' AS last_failed_attempt FROM datacore.jobs WHERE id = :job_dead;
+-- a 429's Retry-After (2 s) is waited out: backoff alone would retry sooner
+SELECT dc_test.fault('ollama', '{"mode": "status", "status": 429, "retry_after": 2, "times": 1, "path": "/api/generate"}');
+SELECT datacore.ollama_generate_async('retry after') AS job_ra \gset
+SELECT datacore.job_wait(:job_ra, '20 seconds') AS result;
+SELECT attempts, finished_at - created_at >= interval '2 seconds' AS waited_for_retry_after,
+	   last_error->>'message' AS first_error
+	FROM datacore.jobs WHERE id = :job_ra;
+
 -- job_wait: not in the enqueuing transaction, not under REPEATABLE READ,
 -- NULL when the job is not done in time
 BEGIN;
@@ -148,6 +172,14 @@ SELECT datacore.enqueue('ollama_generate', '{"prompt": "later"}', 'ollama',
 						run_after => now() + interval '1 hour') AS job_later \gset
 SELECT datacore.job_wait(:job_later, '50 milliseconds') IS NULL AS still_pending;
 SELECT state FROM datacore.jobs WHERE id = :job_later;
+
+-- finished jobs are deleted datacore.job_retention after they finished
+-- (by the worker, and by run_jobs); queued ones stay
+SELECT state, count(*) FROM datacore.jobs GROUP BY 1 ORDER BY 1;
+SET datacore.job_retention = 0;
+SELECT datacore.run_jobs(1) AS ran;
+RESET datacore.job_retention;
+SELECT state, count(*) FROM datacore.jobs GROUP BY 1 ORDER BY 1;
 
 -- run_jobs is for the superuser (pg_cron) only; async calls need no worker
 -- privileges

@@ -163,15 +163,15 @@ dc_jobs_define_gucs(void)
 							"How long finished jobs are kept before they are deleted.",
 							"-1 keeps them forever.",
 							&dc_job_retention_min, 7 * 24 * 60, -1, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
+							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("datacore.job_retry_delay",
 							"Delay before the first retry of a failed job; it doubles with each attempt.",
 							NULL, &job_retry_delay_ms, 1000, 1, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("datacore.job_retry_max_delay",
 							"Longest delay between two attempts of a job.",
 							NULL, &job_retry_max_delay_ms, 10 * 60 * 1000, 1, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 /* ---------- helpers ---------- */
