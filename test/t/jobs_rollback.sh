@@ -1,7 +1,8 @@
 #!/bin/bash
 # Enqueueing is part of the transaction: a rolled-back enqueue (whole
 # transaction or savepoint) never reaches the server, a committed one does,
-# as the role that enqueued it (its user mapping's token on the wire).
+# as the role that enqueued it (its user mapping's token on the wire).  A
+# job that ends is announced with NOTIFY datacore_jobs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source test/t/lib/jobs.sh
@@ -43,4 +44,20 @@ auth=$(ollama_log | jq -r 'select(.body.prompt == "kept") | .headers.authorizati
 check "the superuser's job used no mapping" "none" "$auth"
 check "owners recorded" "regress_jobs_owner:by the owner,postgres:kept,postgres:last" \
     "$(q -c "SELECT string_agg(owner::text || ':' || (args->>'prompt'), ',' ORDER BY args->>'prompt') FROM datacore.jobs")"
+
+# a job that ends is announced on datacore_jobs with its id; psql prints
+# notifications that arrived after each command
+out=$(q <<'SQL'
+LISTEN datacore_jobs;
+SELECT datacore.ollama_generate_async('notify me') AS id \gset
+SELECT datacore.job_wait(:id, '20 seconds') IS NOT NULL AS done;
+SELECT 'id=' || :id;
+SQL
+)
+id=$(sed -n 's/^id=//p' <<<"$out")
+if grep -q "notification \"datacore_jobs\" with payload \"$id\" received" <<<"$out"; then
+    echo "ok: NOTIFY datacore_jobs carried the id of the job that ended"
+else
+    echo "FAIL: no notification for job $id:"; echo "$out"; failed=1
+fi
 exit $failed
