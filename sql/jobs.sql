@@ -46,7 +46,7 @@ SELECT dc_test.job_count() AS jobs_after_rollback;
 -- a job runs after COMMIT, as the role that enqueued it, with its mapping
 SET ROLE regress_jobs_a;
 SELECT datacore.ollama_generate_async('from a') AS job_a \gset
-SELECT state, attempts, owner, kind, server, args FROM datacore.jobs WHERE id = :job_a;
+SELECT owner, kind, server, args FROM datacore.jobs WHERE id = :job_a;
 SELECT datacore.job_wait(:job_a, '10 seconds') AS result;
 SELECT state, attempts, result, last_error, finished_at IS NOT NULL AS finished
 	FROM datacore.jobs WHERE id = :job_a;

@@ -39,8 +39,10 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/inval.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -56,12 +58,15 @@
 #include "datacore.h"
 #include "http.h"
 #include "jobs.h"
+#include "ollama.h"
+#include "s3.h"
 
 /* GUCs */
 bool		dc_job_worker_enabled = true;
 int			dc_job_retention_min = 7 * 24 * 60;
 static int	job_retry_delay_ms = 1000;
 static int	job_retry_max_delay_ms = 10 * 60 * 1000;
+static int	job_concurrency = 16;
 
 #define MAX_ATTEMPTS_LIMIT	100
 #define WAIT_POLL_MAX_MS	100
@@ -138,6 +143,7 @@ typedef struct DcJob
 	Datum		error;			/* jsonb or 0 */
 	TimestampTz run_after;		/* when requeued */
 	bool		refund;			/* requeued without spending the attempt */
+	Oid			serverid;		/* set by precheck */
 } DcJob;
 
 /* Plans kept for the life of the process. */
@@ -145,6 +151,8 @@ static SPIPlanPtr kind_plans[NUM_KINDS];
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr finish_plan = NULL;
+
+static void finish_job(DcJob *job);
 
 static bool wake_at_commit = false;
 static bool xact_cb_registered = false;
@@ -164,6 +172,11 @@ dc_jobs_define_gucs(void)
 							"-1 keeps them forever.",
 							&dc_job_retention_min, 7 * 24 * 60, -1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("datacore.job_concurrency",
+							"Requests a job runner keeps in flight at once.",
+							"For the kinds that support it (s3_put, ollama_embed); others run one at a time.",
+							&job_concurrency, 16, 1, 1024,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("datacore.job_retry_delay",
 							"Delay before the first retry of a failed job; it doubles with each attempt.",
 							NULL, &job_retry_delay_ms, 1000, 1, INT_MAX,
@@ -515,19 +528,23 @@ claim_jobs(int max, MemoryContext cxt)
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	List	   *jobs = NIL;
+	TransactionId *writers;
 	uint64		i;
 
 	keep_plan(&claim_plan,
-			  "UPDATE datacore.jobs SET state = 'running', attempts = attempts + 1, "
-			  "started_at = clock_timestamp() WHERE id IN ("
-			  "SELECT id FROM datacore.jobs WHERE state = 'queued' AND run_after <= clock_timestamp() "
-			  "ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED) "
-			  "RETURNING id, kind, server, args, owner::oid, attempts, max_attempts",
+			  "UPDATE datacore.jobs j SET state = 'running', attempts = j.attempts + 1, "
+			  "started_at = clock_timestamp() FROM ("
+			  "SELECT id, xmin AS written_by FROM datacore.jobs "
+			  "WHERE state = 'queued' AND run_after <= clock_timestamp() "
+			  "ORDER BY run_after, id LIMIT $1 FOR UPDATE SKIP LOCKED) c WHERE j.id = c.id "
+			  "RETURNING j.id, j.kind, j.server, j.args, j.owner::oid, j.attempts, "
+			  "j.max_attempts, c.written_by",
 			  1, types);
 	values[0] = Int32GetDatum(max);
 	if (SPI_execute_plan(claim_plan, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim jobs");
 
+	writers = palloc(sizeof(TransactionId) * (SPI_processed + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -545,9 +562,26 @@ claim_jobs(int max, MemoryContext cxt)
 		job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
 		job->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		writers[i] = DatumGetTransactionId(SPI_getbinval(tup, desc, 8, &isnull));
 		jobs = lappend(jobs, job);
 		MemoryContextSwitchTo(old);
 	}
+
+	/*
+	 * A job becomes visible when its transaction commits, but the catalog
+	 * invalidations of that transaction (a REVOKE USAGE next to the
+	 * enqueue, say) are sent a moment later, before its locks go.  Wait for
+	 * the writers' locks, then read the invalidations, so that the checks
+	 * made as the owner see every change committed with or before the job.
+	 */
+	for (i = 0; i < SPI_processed; i++)
+	{
+		if (TransactionIdIsNormal(writers[i]) &&
+			!TransactionIdIsCurrentTransactionId(writers[i]) &&
+			(i == 0 || writers[i] != writers[i - 1]))
+			XactLockTableWait(writers[i], NULL, NULL, XLTW_None);
+	}
+	AcceptInvalidationMessages();
 	return jobs;
 }
 
@@ -610,29 +644,23 @@ set_error(DcJob *job, ErrorData *edata)
 }
 
 /*
- * Run one claimed job in a subtransaction as its owner and record the
- * outcome in the job.  Never throws for the job's own errors.
+ * Checks before a job is attempted.  Returns false when the job already
+ * has its outcome: its kind, server or owner is gone (dead), or its
+ * server's breaker is open (queued again until the breaker may close,
+ * without spending the attempt: the call would only fail fast).
  */
-static void
-run_job(DcJob *job, MemoryContext cxt)
+static bool
+precheck(DcJob *job)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	ForeignServer *fs;
-	Oid			save_user;
-	int			save_sec;
+	TimestampTz until;
 
 	if (job->kind == NULL)
 	{
 		job->state = "failed";
 		job->error = jsonb_from_cstring("{\"sqlstate\": \"22023\", \"message\": \"unknown job kind\"}");
-		return;
+		return false;
 	}
-
-	/*
-	 * A server whose breaker is open would only fail fast: wait until it may
-	 * be tried again, without spending the attempt.
-	 */
 	fs = GetForeignServerByName(job->server, true);
 	if (fs == NULL || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
 	{
@@ -648,52 +676,46 @@ run_job(DcJob *job, MemoryContext cxt)
 		appendStringInfo(&buf, ", \"attempt\": %d}", job->attempts);
 		job->error = jsonb_from_cstring(buf.data);
 		job->state = "dead";
-		return;
+		return false;
 	}
-	else
+	job->serverid = fs->serverid;
+	until = dc_breaker_open_until(fs->serverid);
+	if (until > GetCurrentTimestamp())
 	{
-		TimestampTz until = dc_breaker_open_until(fs->serverid);
-
-		if (until > GetCurrentTimestamp())
-		{
-			job->state = "queued";
-			job->refund = true;
-			job->run_after = until;
-			return;
-		}
+		job->state = "queued";
+		job->refund = true;
+		job->run_after = until;
+		return false;
 	}
+	return true;
+}
 
-	dc_http_forget_retry_after();
+typedef void (*JobStep) (DcJob *job, void *arg);
+
+/*
+ * Run one step of a job in a subtransaction, as the job's owner (a
+ * security-restricted operation).  Returns the step's error, copied into
+ * cxt, or NULL.  A cancel or shutdown request is for the runner, not the
+ * job: it is thrown on.
+ */
+static ErrorData *
+as_owner(DcJob *job, JobStep step, void *arg, MemoryContext cxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+	Oid			save_user;
+	int			save_sec;
+
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		Datum		values[2];
-		bool		isnull;
-		int			ret;
-
 		SetUserIdAndSecContext(job->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
-
-		values[0] = job->args;
-		values[1] = DirectFunctionCall1(namein, CStringGetDatum(job->server));
-		{
-			Oid			types[2] = {JSONBOID, NAMEOID};
-
-			keep_plan(&kind_plans[job->kind_index], job->kind->sql, 2, types);
-		}
-		ret = SPI_execute_plan(kind_plans[job->kind_index], values, NULL, false, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "job statement returned no row");
-		{
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			MemoryContextSwitchTo(cxt);
-			job->result = isnull ? jsonb_from_cstring("null") : datumCopy(d, false, -1);
-		}
-		job->state = "succeeded";
-
+		dc_http_forget_retry_after();
+		step(job, arg);
 		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -701,8 +723,6 @@ run_job(DcJob *job, MemoryContext cxt)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -712,16 +732,308 @@ run_job(DcJob *job, MemoryContext cxt)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
-		/* a cancel or shutdown request is for the runner, not the job */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
 			ReThrowError(edata);
-
-		MemoryContextSwitchTo(cxt);
-		set_error(job, edata);
-		MemoryContextSwitchTo(oldcxt);
 	}
 	PG_END_TRY();
+	return edata;
+}
+
+/* Step: run the job's statement (the synchronous SQL function). */
+static void
+step_sql(DcJob *job, void *arg)
+{
+	MemoryContext cxt = (MemoryContext) arg;
+	Oid			types[2] = {JSONBOID, NAMEOID};
+	Datum		values[2];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = job->args;
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(job->server));
+	keep_plan(&kind_plans[job->kind_index], job->kind->sql, 2, types);
+	if (SPI_execute_plan(kind_plans[job->kind_index], values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "job statement returned no row");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	MemoryContextSwitchTo(cxt);
+	job->result = isnull ? jsonb_from_cstring("null") : datumCopy(d, false, -1);
+	job->state = "succeeded";
+}
+
+/* Record a step's error (NULL: none) in the job. */
+static void
+note_error(DcJob *job, ErrorData *edata, MemoryContext cxt)
+{
+	MemoryContext old;
+
+	if (edata == NULL)
+		return;
+	old = MemoryContextSwitchTo(cxt);
+	set_error(job, edata);
+	MemoryContextSwitchTo(old);
+}
+
+/* ---------- requests in flight together ---------- */
+
+/* The value of an args key as ->> gives it, or NULL. */
+static char *
+arg_text(DcJob *job, const char *key)
+{
+	Jsonb	   *args = DatumGetJsonbP(job->args);
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&args->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	if (v->type == jbvBool)
+		return pstrdup(v->val.boolean ? "true" : "false");
+	return JsonbToCString(NULL, &JsonbValueToJsonb(v)->root, 0);
+}
+
+static Datum
+jsonb_string(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return jsonb_from_cstring(buf.data);
+}
+
+/* s3_put: the PUT is sent by begin, its answer read by end. */
+static void *
+begin_s3_put(DcJob *job)
+{
+	const char *op = job->kind->name;
+	DcServer   *server = dc_get_server(job->server, DC_SERVICE_S3, op);
+	char	   *content_type = arg_text(job, "content_type");
+	char	   *b64 = arg_text(job, "body_base64");
+	const char *data;
+	size_t		len;
+
+	if (b64)
+	{
+		bytea	   *raw = DatumGetByteaPP(DirectFunctionCall2(binary_decode,
+															  CStringGetTextDatum(b64),
+															  CStringGetTextDatum("base64")));
+
+		data = VARDATA_ANY(raw);
+		len = VARSIZE_ANY_EXHDR(raw);
+		if (content_type == NULL)
+			content_type = "application/octet-stream";
+	}
+	else if ((data = arg_text(job, "body_json")) != NULL)
+	{
+		len = strlen(data);
+		if (content_type == NULL)
+			content_type = "application/json";
+	}
+	else
+	{
+		data = arg_text(job, "body");
+		if (data == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("body for %s must not be null", op)));
+		len = strlen(data);
+		if (content_type == NULL)
+			content_type = "text/plain; charset=utf-8";
+	}
+	return dc_s3_put_begin(server, op, arg_text(job, "bucket"), arg_text(job, "key"),
+						   data, len, content_type);
+}
+
+static Datum
+end_s3_put(void *call)
+{
+	return jsonb_string(dc_s3_put_end((DcS3Put *) call));
+}
+
+/* ollama_embed of one text. */
+static void *
+begin_ollama_embed(DcJob *job)
+{
+	DcServer   *server = dc_get_server(job->server, DC_SERVICE_OLLAMA, job->kind->name);
+
+	return dc_ollama_embed_begin(server, arg_text(job, "input"), arg_text(job, "model"));
+}
+
+static Datum
+end_ollama_embed(void *call)
+{
+	Datum		json = DirectFunctionCall1(array_to_json, dc_ollama_embed_end((DcOllamaEmbed *) call));
+
+	return jsonb_from_cstring(text_to_cstring(DatumGetTextPP(json)));
+}
+
+typedef struct Split
+{
+	const char *kind;
+	void	   *(*begin) (DcJob *job);
+	Datum		(*end) (void *call);
+} Split;
+
+/* Kinds whose request can be sent before the previous answers are in. */
+static const Split splits[] = {
+	{"s3_put", begin_s3_put, end_s3_put},
+	{"ollama_embed", begin_ollama_embed, end_ollama_embed},
+};
+
+static const Split *
+find_split(const JobKind *kind)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(splits); i++)
+		if (strcmp(splits[i].kind, kind->name) == 0)
+			return &splits[i];
+	return NULL;
+}
+
+typedef struct InFlight
+{
+	DcJob	   *job;
+	const Split *split;
+	void	   *call;
+} InFlight;
+
+static void
+step_begin(DcJob *job, void *arg)
+{
+	InFlight   *f = (InFlight *) arg;
+
+	f->call = f->split->begin(job);
+}
+
+static void
+step_end(DcJob *job, void *arg)
+{
+	InFlight   *f = (InFlight *) arg;
+	Datum		result = f->split->end(f->call);
+
+	job->result = result;
+	job->state = "succeeded";
+}
+
+/*
+ * The jobs of one batch: up to datacore.job_concurrency requests in
+ * flight at once over libcurl's multi interface (kinds with a split),
+ * answers read in order; kinds without one run by themselves.  A server
+ * that just failed gets one request at a time until one succeeds, so that
+ * an outage costs one attempt per breaker cooldown, not a window's worth.
+ */
+typedef struct Runner
+{
+	MemoryContext cxt;
+	InFlight   *window;			/* ring of size entries */
+	int			size;
+	int			head;
+	int			count;
+	List	   *suspect;		/* server OIDs with a failure in this batch */
+} Runner;
+
+static void
+complete_oldest(Runner *r)
+{
+	InFlight   *f = &r->window[r->head];
+	DcJob	   *job = f->job;
+	ErrorData  *edata;
+
+	r->head = (r->head + 1) % r->size;
+	r->count--;
+	edata = as_owner(job, step_end, f, r->cxt);
+	note_error(job, edata, r->cxt);
+	if (edata && retryable(edata->sqlerrcode))
+		r->suspect = list_append_unique_oid(r->suspect, job->serverid);
+	else if (edata == NULL)
+		r->suspect = list_delete_oid(r->suspect, job->serverid);
+	finish_job(job);
+}
+
+static void
+drain(Runner *r)
+{
+	while (r->count > 0)
+		complete_oldest(r);
+}
+
+static bool
+in_flight_for(Runner *r, Oid serverid)
+{
+	int			i;
+
+	for (i = 0; i < r->count; i++)
+		if (r->window[(r->head + i) % r->size].job->serverid == serverid)
+			return true;
+	return false;
+}
+
+static void
+run_batch(List *jobs, MemoryContext cxt)
+{
+	Runner		r = {cxt, NULL, job_concurrency, 0, 0, NIL};
+	ListCell   *lc;
+
+	r.window = MemoryContextAllocZero(cxt, sizeof(InFlight) * r.size);
+	foreach(lc, jobs)
+	{
+		DcJob	   *job = lfirst(lc);
+		const Split *split;
+		InFlight   *f;
+		ErrorData  *edata;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!precheck(job))
+		{
+			finish_job(job);
+			continue;
+		}
+		split = find_split(job->kind);
+		if (split == NULL || r.size <= 1)
+		{
+			drain(&r);
+			note_error(job, as_owner(job, step_sql, cxt, cxt), cxt);
+			finish_job(job);
+			continue;
+		}
+		if (list_member_oid(r.suspect, job->serverid) && in_flight_for(&r, job->serverid))
+			drain(&r);
+		while (r.count >= r.size)
+			complete_oldest(&r);
+
+		f = &r.window[(r.head + r.count) % r.size];
+		f->job = job;
+		f->split = split;
+		f->call = NULL;
+		edata = as_owner(job, step_begin, f, cxt);
+		if (edata)
+		{
+			/* the breaker refused to send it: not an attempt */
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION &&
+				dc_breaker_open_until(job->serverid) > GetCurrentTimestamp())
+			{
+				job->state = "queued";
+				job->refund = true;
+				job->run_after = dc_breaker_open_until(job->serverid);
+			}
+			else
+				note_error(job, edata, cxt);
+			finish_job(job);
+			continue;
+		}
+		r.count++;
+	}
+	drain(&r);
 }
 
 /* Write a job's outcome; a job that ended is announced on datacore_jobs. */
@@ -762,7 +1074,7 @@ finish_job(DcJob *job)
 }
 
 /*
- * Claim up to max due jobs, run them one after another and record the
+ * Claim up to max due jobs, run them (see run_batch) and record the
  * outcomes; returns how many were claimed.  With commit_claim (the worker)
  * the claim is committed first, so the jobs show as running while they
  * run, and the outcomes are committed in a second transaction.  Without
@@ -777,7 +1089,6 @@ dc_jobs_claim_and_run(int max, bool commit_claim)
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "datacore jobs",
 											  ALLOCSET_DEFAULT_SIZES);
 	List	   *jobs;
-	ListCell   *lc;
 	volatile int n = 0;
 	Oid			save_user;
 	int			save_sec;
@@ -801,14 +1112,7 @@ dc_jobs_claim_and_run(int max, bool commit_claim)
 			SetUserIdAndSecContext(qowner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 			SPI_connect();
 		}
-		foreach(lc, jobs)
-		{
-			DcJob	   *job = lfirst(lc);
-
-			CHECK_FOR_INTERRUPTS();
-			run_job(job, cxt);
-			finish_job(job);
-		}
+		run_batch(jobs, cxt);
 		SPI_finish();
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
