@@ -40,7 +40,8 @@
 
 /* Bytes a stream buffers before it pauses the transfer. */
 #define STREAM_CHUNK		(256 * 1024)
-#define MAX_SOCKETS			8
+/* sockets watched at once: the job runner keeps many requests in flight */
+#define MAX_SOCKETS			256
 /* Longest single sleep; bounds how stale a missed timer could get. */
 #define MAX_WAIT_MS			1000
 #define MAX_RETRY_SLEEP_MS	10000

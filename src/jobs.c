@@ -175,7 +175,7 @@ dc_jobs_define_gucs(void)
 	DefineCustomIntVariable("datacore.job_concurrency",
 							"Requests a job runner keeps in flight at once.",
 							"For the kinds that support it (s3_put, ollama_embed); others run one at a time.",
-							&job_concurrency, 16, 1, 1024,
+							&job_concurrency, 16, 1, 100,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("datacore.job_retry_delay",
 							"Delay before the first retry of a failed job; it doubles with each attempt.",
@@ -218,18 +218,26 @@ kind_list(void)
 	return buf.data;
 }
 
-/* Whether a jsonb object has key with a non-null value. */
-static bool
-jsonb_has(Jsonb *obj, const char *key)
+/* The value of key in a jsonb object; NULL if absent or JSON null. */
+static JsonbValue *
+jsonb_key(Jsonb *obj, const char *key)
 {
 	JsonbValue	k;
 	JsonbValue *v;
 
+	if (!JB_ROOT_IS_OBJECT(obj))
+		return NULL;
 	k.type = jbvString;
 	k.val.string.val = (char *) key;
 	k.val.string.len = strlen(key);
 	v = findJsonbValueFromContainer(&obj->root, JB_FOBJECT, &k);
-	return v != NULL && v->type != jbvNull;
+	return v != NULL && v->type != jbvNull ? v : NULL;
+}
+
+static bool
+jsonb_has(Jsonb *obj, const char *key)
+{
+	return jsonb_key(obj, key) != NULL;
 }
 
 /* Reject args a job of this kind could never run with (22023). */
@@ -781,15 +789,9 @@ note_error(DcJob *job, ErrorData *edata, MemoryContext cxt)
 static char *
 arg_text(DcJob *job, const char *key)
 {
-	Jsonb	   *args = DatumGetJsonbP(job->args);
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = jsonb_key(DatumGetJsonbP(job->args), key);
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&args->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type == jbvNull)
+	if (v == NULL)
 		return NULL;
 	if (v->type == jbvString)
 		return pnstrdup(v->val.string.val, v->val.string.len);
@@ -1221,16 +1223,8 @@ missing_job(int64 id)
 static char *
 error_field(Datum error, const char *field)
 {
-	Jsonb	   *jb = DatumGetJsonbP(error);
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = jsonb_key(DatumGetJsonbP(error), field);
 
-	if (!JB_ROOT_IS_OBJECT(jb))
-		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) field;
-	k.val.string.len = strlen(field);
-	v = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
 	if (v == NULL || v->type != jbvString)
 		return NULL;
 	return pnstrdup(v->val.string.val, v->val.string.len);

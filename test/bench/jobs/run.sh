@@ -45,6 +45,7 @@ http {
 CONF
 nginx -p "$WORK" -c "$WORK/nginx.conf"
 trap 'nginx -p "$WORK" -c "$WORK/nginx.conf" -s stop 2>/dev/null || true; sleep 0.2; rm -rf "$WORK"; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS dc_jobs_bench WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$STUB_PORT/" && break; sleep 0.1; done
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS dc_jobs_bench WITH (FORCE)" -c "CREATE DATABASE dc_jobs_bench"
