@@ -1,8 +1,9 @@
 #!/bin/bash
 # Jobs benchmark: 10,000 s3_put_async of 1 KiB and 10,000 ollama_embed_async
 # drained by the job worker, against an nginx stub that answers at once
-# (canned S3 PUT and /api/embed replies); then the same 10,000 puts done
-# synchronously in one session, for the ratio.
+# (canned S3 PUT and /api/embed replies), with the default job_concurrency
+# (16 in flight) and with 1; then the same 10,000 puts done synchronously in
+# one session, for the ratio.
 #
 #   flock /tmp/datacore-check.lock test/bench/jobs/run.sh [count]   (default 10000)
 #
@@ -86,8 +87,17 @@ SQL
 }
 
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
-drain "s3_put_async 1 KiB" "datacore.s3_put_async('bench', 'obj-' || i, '$body', NULL, 'stub_s3')"
-drain "ollama_embed_async" "datacore.ollama_embed_async('text ' || i, NULL, 'stub_ollama')"
+put="datacore.s3_put_async('bench', 'obj-' || i, '$body', NULL, 'stub_s3')"
+embed="datacore.ollama_embed_async('text ' || i, NULL, 'stub_ollama')"
+drain "s3_put_async 1 KiB" "$put"
+drain "ollama_embed_async" "$embed"
+
+# the same with one request at a time; a worker reads the database's
+# settings when it starts, and it leaves after 2 s without work
+psqlq -c "ALTER DATABASE dc_jobs_bench SET datacore.job_concurrency = 1"
+sleep 2.5
+drain "s3_put_async 1 KiB, job_concurrency = 1" "$put"
+drain "ollama_embed_async, job_concurrency = 1" "$embed"
 
 sync=$(psqlq <<SQL
 SELECT clock_timestamp() AS t0 \\gset
