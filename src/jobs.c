@@ -630,7 +630,6 @@ set_error(DcJob *job, ErrorData *edata)
 	{
 		int64		delay;
 		int			retry_after = dc_http_last_retry_after_ms();
-		ForeignServer *fs = GetForeignServerByName(job->server, true);
 		TimestampTz now = GetCurrentTimestamp();
 
 		if (job->attempts >= job->max_attempts)
@@ -642,8 +641,7 @@ set_error(DcJob *job, ErrorData *edata)
 		job->state = "queued";
 		job->run_after = TimestampTzPlusMilliseconds(now, delay);
 		/* a failure that opened the breaker: not before it may close */
-		if (fs)
-			job->run_after = Max(job->run_after, dc_breaker_open_until(fs->serverid));
+		job->run_after = Max(job->run_after, dc_breaker_open_until(job->serverid));
 	}
 	else if (code == ERRCODE_INSUFFICIENT_PRIVILEGE)
 		job->state = "dead";

@@ -45,6 +45,30 @@ check "the superuser's job used no mapping" "none" "$auth"
 check "owners recorded" "regress_jobs_owner:by the owner,postgres:kept,postgres:last" \
     "$(q -c "SELECT string_agg(owner::text || ':' || (args->>'prompt'), ',' ORDER BY args->>'prompt') FROM datacore.jobs")"
 
+# USAGE revoked in the enqueuing transaction: the worker, woken at that
+# commit, must see the REVOKE (its invalidation is sent just after the
+# commit becomes visible); a race, so tried many times
+ollama_clear_log
+q -q >/dev/null <<'SQL'
+CREATE TABLE revoked_jobs (id bigint);
+GRANT INSERT ON revoked_jobs TO regress_jobs_owner;
+SQL
+for i in $(seq 40); do
+    q -q >/dev/null <<SQL
+GRANT USAGE ON FOREIGN SERVER ollama TO regress_jobs_owner;
+BEGIN;
+SET LOCAL ROLE regress_jobs_owner;
+INSERT INTO revoked_jobs SELECT datacore.ollama_generate_async('revoked $i');
+RESET ROLE;
+REVOKE USAGE ON FOREIGN SERVER ollama FROM regress_jobs_owner;
+COMMIT;
+SQL
+done
+wait_for "SELECT count(*) = 40 FROM datacore.jobs WHERE id IN (SELECT id FROM revoked_jobs) AND finished_at IS NOT NULL" 30
+check "40 jobs whose USAGE was revoked with the enqueue: all dead with 42501" "40" \
+    "$(q -c "SELECT count(*) FROM datacore.jobs WHERE id IN (SELECT id FROM revoked_jobs) AND state = 'dead' AND last_error->>'sqlstate' = '42501'")"
+check "none of them was sent" "0" "$(ollama_log | jq -c 'select(.path == "/api/generate")' | wc -l)"
+
 # a job that ends is announced on datacore_jobs with its id; psql prints
 # notifications that arrived after each command
 out=$(q <<'SQL'

@@ -1,9 +1,10 @@
 #!/bin/bash
 # Jobs benchmark: 10,000 s3_put_async of 1 KiB and 10,000 ollama_embed_async
 # drained by the job worker, against an nginx stub that answers at once
-# (canned S3 PUT and /api/embed replies), with the default job_concurrency
-# (16 in flight) and with 1; then the same 10,000 puts done synchronously in
-# one session, for the ratio.
+# (canned S3 PUT and /api/embed replies), and 2,000 embeddings from a stub
+# that takes 10 ms per answer, with the default job_concurrency (16 in
+# flight) and with 1; then the same 10,000 puts done synchronously in one
+# session, for the ratio.
 #
 #   flock /tmp/datacore-check.lock test/bench/jobs/run.sh [count]   (default 10000)
 #
@@ -23,6 +24,7 @@ WORK=$(mktemp -d /tmp/dc-jobs-bench.XXXXXX)
 chmod 755 "$WORK"
 mkdir -p "$WORK/logs"
 cat >"$WORK/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 worker_processes 2;
 pid $WORK/nginx.pid;
 error_log $WORK/logs/error.log warn;
@@ -33,6 +35,12 @@ http {
     client_body_buffer_size 64k;
     server {
         listen 127.0.0.1:$STUB_PORT;
+        # a server that takes 10 ms per answer (echo module)
+        location /slow/api/embed {
+            default_type application/json;
+            echo_sleep 0.01;
+            echo '{"model":"nomic-embed-text","embeddings":[[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]]}';
+        }
         location /api/embed {
             default_type application/json;
             return 200 '{"model":"nomic-embed-text","embeddings":[[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]]}';
@@ -58,6 +66,8 @@ CREATE SERVER stub_s3 FOREIGN DATA WRAPPER datacore_s3 OPTIONS (url 'http://127.
 CREATE USER MAPPING FOR PUBLIC SERVER stub_s3 OPTIONS (access_key_id 'bench', secret_access_key 'bench');
 CREATE SERVER stub_ollama FOREIGN DATA WRAPPER datacore_ollama
     OPTIONS (url 'http://127.0.0.1:$STUB_PORT', embedding_model 'nomic-embed-text');
+CREATE SERVER slow_ollama FOREIGN DATA WRAPPER datacore_ollama
+    OPTIONS (url 'http://127.0.0.1:$STUB_PORT/slow', embedding_model 'nomic-embed-text');
 SQL
 
 # drain KIND SQL: enqueue N jobs in one transaction, then time from its
@@ -89,8 +99,11 @@ SQL
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
 put="datacore.s3_put_async('bench', 'obj-' || i, '$body', NULL, 'stub_s3')"
 embed="datacore.ollama_embed_async('text ' || i, NULL, 'stub_ollama')"
+slow="datacore.ollama_embed_async('text ' || i, NULL, 'slow_ollama')"
 drain "s3_put_async 1 KiB" "$put"
 drain "ollama_embed_async" "$embed"
+N_SLOW=$((N / 5))
+N=$N_SLOW drain "ollama_embed_async, 10 ms per answer" "$slow"
 
 # the same with one request at a time; a worker reads the database's
 # settings when it starts, and it leaves after 2 s without work
@@ -98,6 +111,7 @@ psqlq -c "ALTER DATABASE dc_jobs_bench SET datacore.job_concurrency = 1"
 sleep 2.5
 drain "s3_put_async 1 KiB, job_concurrency = 1" "$put"
 drain "ollama_embed_async, job_concurrency = 1" "$embed"
+N=$N_SLOW drain "ollama_embed_async, 10 ms per answer, job_concurrency = 1" "$slow"
 
 sync=$(psqlq <<SQL
 SELECT clock_timestamp() AS t0 \\gset
