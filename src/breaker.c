@@ -498,6 +498,16 @@ dc_breaker_status_failure(long status)
 	return status == 429 || (status >= 500 && status <= 599);
 }
 
+TimestampTz
+dc_breaker_open_until(Oid serverid)
+{
+	TimestampTz next_probe;
+
+	if (dc_breaker_state(serverid, &next_probe) == DC_BREAKER_CLOSED)
+		return 0;
+	return next_probe;
+}
+
 PG_FUNCTION_INFO_V1(datacore_breaker_status);
 
 /*

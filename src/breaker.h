@@ -58,4 +58,11 @@ extern DcBreakerState dc_breaker_state(Oid serverid, TimestampTz *next_probe);
 /* Whether an HTTP status means the server is in trouble: 429 and 5xx. */
 extern bool dc_breaker_status_failure(long status);
 
+/*
+ * For the job runner: until when calls to serverid fail fast (0, or a time
+ * already past: they do not).  dc_breaker_state's next_probe, for callers
+ * that only need to know how long to wait.
+ */
+extern TimestampTz dc_breaker_open_until(Oid serverid);
+
 #endif							/* DATACORE_BREAKER_H */

@@ -4,7 +4,8 @@
  *		Module load: library initialisation and the GUC namespace.
  *
  * Configuration lives in catalog objects (servers, user mappings, foreign
- * tables), not GUCs, so that pg_dump carries it and privileges guard it.
+ * tables), not GUCs, so that pg_dump carries it and privileges guard it;
+ * the GUCs are for the job worker, which is a property of the cluster.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +23,7 @@
 #include "breaker.h"
 #include "datacore.h"
 #include "http.h"
+#include "jobs.h"
 #include "json.h"
 #include "metrics.h"
 
@@ -39,6 +41,7 @@ dc_shmem_request(void)
 		prev_shmem_request_hook();
 	dc_breaker_request_shmem();
 	dc_metrics_request_shmem();
+	dc_worker_request_shmem();
 }
 
 static void
@@ -48,6 +51,7 @@ dc_shmem_startup(void)
 		prev_shmem_startup_hook();
 	dc_breaker_startup();
 	dc_metrics_startup();
+	dc_worker_startup();
 }
 
 void
@@ -57,6 +61,7 @@ _PG_init(void)
 	dc_json_init();
 	dc_metrics_init();
 
+	dc_jobs_define_gucs();
 	MarkGUCPrefixReserved("datacore");
 
 	/*
@@ -69,6 +74,10 @@ _PG_init(void)
 		shmem_request_hook = dc_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = dc_shmem_startup;
+
+		/* the job launcher; not while pg_upgrade runs the server */
+		if (!IsBinaryUpgrade)
+			dc_worker_register_launcher();
 	}
 }
 

@@ -43,7 +43,8 @@
 
 /* Bytes a stream buffers before it pauses the transfer. */
 #define STREAM_CHUNK		(256 * 1024)
-#define MAX_SOCKETS			8
+/* sockets watched at once: the job runner keeps many requests in flight */
+#define MAX_SOCKETS			256
 /* Longest single sleep; bounds how stale a missed timer could get. */
 #define MAX_WAIT_MS			1000
 #define MAX_RETRY_SLEEP_MS	10000
@@ -928,6 +929,47 @@ transient_failure(DcHttpStream *s)
 		s->status == 504;
 }
 
+/* ---------- Retry-After, for callers that retry later (jobs) ---------- */
+
+static int	last_retry_after_ms = -1;
+
+int
+dc_http_last_retry_after_ms(void)
+{
+	return last_retry_after_ms;
+}
+
+void
+dc_http_forget_retry_after(void)
+{
+	last_retry_after_ms = -1;
+}
+
+/* Remember a 429/503's Retry-After: delta-seconds or an HTTP-date. */
+static void
+note_retry_after(DcHttpResponse *resp)
+{
+	const char *ra;
+	long		secs = -1;
+
+	if (resp->status != 429 && resp->status != 503)
+		return;
+	ra = dc_http_header(resp, "retry-after");
+	if (ra == NULL)
+		return;
+	if (*ra && strspn(ra, "0123456789") == strlen(ra) && strlen(ra) < 7)
+		secs = atol(ra);
+	else
+	{
+		time_t		when = curl_getdate(ra, NULL);
+
+		if (when != -1)
+			secs = Max((long) (when - time(NULL)), 0L);
+	}
+	if (secs >= 0)
+		last_retry_after_ms = (int) Min(secs * 1000L, (long) INT_MAX);
+}
+
 static DcHttpResponse *
 make_response(DcHttpStream *s)
 {
@@ -960,6 +1002,7 @@ make_response(DcHttpStream *s)
 			resp->headers = lappend(resp->headers, h);
 		}
 	}
+	note_retry_after(resp);
 	return resp;
 }
 

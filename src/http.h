@@ -70,6 +70,13 @@ extern int	dc_http_status_errcode(long status);
 extern void dc_http_raise_status(DcServer *server, DcHttpRequest *req,
 								 DcHttpResponse *resp, const char *remote_message) pg_attribute_noreturn();
 
+/*
+ * Retry-After of the last 429/503 answer this backend received (ms; -1 if
+ * none since dc_http_forget_retry_after), for the job runner's retries.
+ */
+extern int	dc_http_last_retry_after_ms(void);
+extern void dc_http_forget_retry_after(void);
+
 /* in datacore.c: lifetime of the curl global state */
 extern void dc_http_init(void);
 

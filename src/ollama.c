@@ -727,20 +727,51 @@ datacore_ollama_embed(PG_FUNCTION_ARGS)
 	const char *op = "ollama_embed";
 	char	   *input;
 	DcServer   *server;
-	const char *model;
-	int			dim = 0;
-	EmbedCall  *call;
-	Datum	   *vec;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	input = text_arg(fcinfo, 0);
-	check_embed_input(input, 0);
 	server = server_arg(fcinfo, 2, op);
-	model = resolve_model(server, text_arg(fcinfo, 1), op, "embedding_model");
-	call = embed_start(server, op, model, to_json_string(input, "input"), 1, 1);
-	vec = embed_vectors(server, op, call, embed_wait(server, model, call), &dim);
-	PG_RETURN_DATUM(vec[0]);
+	PG_RETURN_DATUM(dc_ollama_embed_end(dc_ollama_embed_begin(server, input,
+															  text_arg(fcinfo, 1))));
+}
+
+/* An embedding of one text begun by dc_ollama_embed_begin. */
+struct DcOllamaEmbed
+{
+	DcServer   *server;
+	const char *model;
+	EmbedCall  *call;
+};
+
+/*
+ * ollama_embed of one text in two halves: the request is sent here and
+ * dc_ollama_embed_end() waits for its answer, so that several can be in
+ * flight at once (the job runner).  model NULL: the server's
+ * embedding_model.
+ */
+DcOllamaEmbed *
+dc_ollama_embed_begin(DcServer *server, const char *input, const char *model)
+{
+	const char *op = "ollama_embed";
+	DcOllamaEmbed *e = palloc(sizeof(DcOllamaEmbed));
+
+	check_embed_input(input, 0);
+	e->server = server;
+	e->model = resolve_model(server, model, op, "embedding_model");
+	e->call = embed_start(server, op, e->model, to_json_string(input, "input"), 1, 1);
+	return e;
+}
+
+/* The vector (real[]) of a dc_ollama_embed_begin() request. */
+Datum
+dc_ollama_embed_end(DcOllamaEmbed *e)
+{
+	int			dim = 0;
+	Datum	   *vec = embed_vectors(e->server, "ollama_embed", e->call,
+									embed_wait(e->server, e->model, e->call), &dim);
+
+	return vec[0];
 }
 
 /* Start the /api/embed request for inputs [start, start + count). */

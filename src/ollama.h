@@ -37,6 +37,11 @@ extern void dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model,
 								Datum *values, bool *nulls);
 
 /* in ollama_vectors.c */
+/* one embedding in two halves, for requests in flight together */
+typedef struct DcOllamaEmbed DcOllamaEmbed;
+extern DcOllamaEmbed *dc_ollama_embed_begin(DcServer *server, const char *input,
+											const char *model);
+extern Datum dc_ollama_embed_end(DcOllamaEmbed *e);
 extern bool dc_ollama_fast_embeddings(const char *data, size_t len, int n,
 									  int *dim, Datum *out);
 extern bool dc_ollama_fast_member(const char *data, size_t len, const char *key,

@@ -350,17 +350,6 @@ unquote(const char *etag)
 
 /* ---------- operations ---------- */
 
-static char *
-put_single(DcServer *server, const char *operation, const char *bucket,
-		   const char *key, const char *body, size_t len, const char *content_type)
-{
-	DcHttpRequest *req = dc_s3_request(server, operation, "PUT", bucket, key,
-									   NIL, body ? body : "", len, content_type);
-	DcHttpResponse *resp = execute_ok(server, req);
-
-	return unquote(dc_http_header_text(server, resp, "etag"));
-}
-
 /*
  * Best-effort abort of a multipart upload; failure becomes a WARNING.  It
  * runs while an error (often a cancel) is being handled, so it gets the
@@ -508,6 +497,80 @@ put_multipart(DcServer *server, const char *operation, const char *bucket,
 	return unquote(etag);
 }
 
+static char *stored_etag(DcServer *server, const char *operation,
+						 const char *bucket, const char *key);
+
+/* A PUT begun by dc_s3_put_begin. */
+struct DcS3Put
+{
+	DcServer   *server;
+	const char *operation;
+	const char *bucket;
+	const char *key;
+	DcHttpRequest *req;			/* single PUT in flight, or NULL */
+	DcHttpStream *stream;
+	char	   *etag;			/* multipart: already done */
+};
+
+/*
+ * Begin a PUT of an object from memory: a single PUT is sent and
+ * dc_s3_put_end() waits for it, so several can be in flight at once;
+ * above the server's multipart_threshold the multipart upload runs here,
+ * whole.  The body must stay valid until dc_s3_put_end().
+ */
+DcS3Put *
+dc_s3_put_begin(DcServer *server, const char *operation, const char *bucket,
+				const char *key, const char *body, size_t len, const char *content_type)
+{
+	int64		threshold = dc_option_int64(server, "multipart_threshold",
+											DEFAULT_MULTIPART_THRESHOLD);
+	int64		part_size = dc_option_int64(server, "part_size", DEFAULT_PART_SIZE);
+	DcS3Put    *put = palloc0(sizeof(DcS3Put));
+
+	check_name("bucket name", bucket);
+	check_name("key", key);
+	put->server = server;
+	put->operation = operation;
+	put->bucket = bucket;
+	put->key = key;
+	if ((int64) len > threshold)
+	{
+		part_size = Max(part_size, MIN_PART_SIZE);
+		/* stay within S3's 10000-part limit by growing the parts */
+		if ((len + part_size - 1) / part_size > MAX_PARTS)
+			part_size = (len + MAX_PARTS - 1) / MAX_PARTS;
+		put->etag = put_multipart(server, operation, bucket, key, body, len,
+								  content_type, part_size);
+		return put;
+	}
+	put->req = dc_s3_request(server, operation, "PUT", bucket, key,
+							 NIL, body ? body : "", len, content_type);
+	put->stream = dc_http_start(server, put->req);
+	return put;
+}
+
+/*
+ * Wait for a dc_s3_put_begin() PUT; returns the ETag without quotes, never
+ * an empty one (an answer without it is followed by a HEAD).
+ */
+char *
+dc_s3_put_end(DcS3Put *put)
+{
+	char	   *etag = put->etag;
+
+	if (put->req != NULL)
+	{
+		DcHttpResponse *resp = dc_http_finish(put->stream);
+
+		if (resp->status >= 300)
+			dc_s3_raise(put->server, put->req, resp);
+		etag = unquote(dc_http_header_text(put->server, resp, "etag"));
+	}
+	if (etag == NULL || etag[0] == '\0')
+		etag = stored_etag(put->server, put->operation, put->bucket, put->key);
+	return etag;
+}
+
 /*
  * The ETag of an object just stored whose answer carried none: Ceph's
  * radosgw 16.2 may complete a multipart upload with an empty <ETag>, so the
@@ -543,27 +606,8 @@ char *
 dc_s3_put(DcServer *server, const char *operation, const char *bucket,
 		  const char *key, const char *body, size_t len, const char *content_type)
 {
-	int64		threshold = dc_option_int64(server, "multipart_threshold",
-											DEFAULT_MULTIPART_THRESHOLD);
-	int64		part_size = dc_option_int64(server, "part_size", DEFAULT_PART_SIZE);
-	char	   *etag;
-
-	check_name("bucket name", bucket);
-	check_name("key", key);
-	if ((int64) len > threshold)
-	{
-		part_size = Max(part_size, MIN_PART_SIZE);
-		/* stay within S3's 10000-part limit by growing the parts */
-		if ((len + part_size - 1) / part_size > MAX_PARTS)
-			part_size = (len + MAX_PARTS - 1) / MAX_PARTS;
-		etag = put_multipart(server, operation, bucket, key, body, len,
-							 content_type, part_size);
-	}
-	else
-		etag = put_single(server, operation, bucket, key, body, len, content_type);
-	if (etag == NULL || etag[0] == '\0')
-		etag = stored_etag(server, operation, bucket, key);
-	return etag;
+	return dc_s3_put_end(dc_s3_put_begin(server, operation, bucket, key, body,
+										 len, content_type));
 }
 
 /*

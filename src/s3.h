@@ -58,6 +58,11 @@ extern DcHttpResponse *dc_s3_head(DcServer *server, const char *operation,
 extern char *dc_s3_put(DcServer *server, const char *operation,
 					   const char *bucket, const char *key,
 					   const char *body, size_t len, const char *content_type);
+typedef struct DcS3Put DcS3Put;
+extern DcS3Put *dc_s3_put_begin(DcServer *server, const char *operation,
+								const char *bucket, const char *key,
+								const char *body, size_t len, const char *content_type);
+extern char *dc_s3_put_end(DcS3Put *put);
 extern bytea *dc_s3_get(DcServer *server, const char *operation,
 						const char *bucket, const char *key);
 extern DcHttpStream *dc_s3_open(DcServer *server, const char *operation,

@@ -1,0 +1,28 @@
+#!/bin/bash
+# Jobs whose kind supports it are in flight together: with the stand-in
+# holding every answer, all five embedding requests reach it before the
+# first times out (one after another, the second would arrive only after
+# the first request's 3 s timeout).  They then time out, are retried and
+# succeed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+JOBS_SERVER_OPTIONS=", embedding_model 'nomic-embed-text', timeout_ms '3000'"
+source test/t/lib/jobs.sh
+trap jobs_cleanup EXIT
+jobs_setup
+
+ollama_fault POST '{"mode": "hang", "times": 5, "path": "/api/embed"}'
+q -c "SELECT count(datacore.ollama_embed_async('text ' || i)) FROM generate_series(1, 5) i" >/dev/null
+arrived=0
+deadline=$(( $(date +%s%N) + 1500000000 ))    # well before the 3 s timeout
+while (( $(date +%s%N) < deadline )); do
+    arrived=$(ollama_log | jq -c 'select(.path == "/api/embed")' | wc -l)
+    (( arrived >= 5 )) && break
+    sleep 0.05
+done
+check "five requests in flight at once while none was answered" "5" "$arrived"
+
+wait_for "SELECT count(*) = 5 FROM datacore.jobs WHERE state = 'succeeded'" 30
+check "all five succeeded after their timeouts" "5" \
+    "$(q -c "SELECT count(*) FROM datacore.jobs WHERE attempts = 2 AND last_error->>'sqlstate' = '08006'")"
+exit $failed
