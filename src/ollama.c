@@ -23,8 +23,10 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "cache.h"
 #include "http.h"
 #include "metrics.h"
 #include "ollama.h"
@@ -472,6 +474,18 @@ base_body(DcServer *server, const char *model, json_t *options, json_t *format)
 
 /* ---------- generate ---------- */
 
+static json_t *generate_reply(DcServer *server, const char *operation,
+							  DcHttpResponse *resp, const char **text);
+
+/* The optional cache_ttl argument at argno (NULL: absent or NULL). */
+static Interval *
+cache_ttl_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	return PG_GETARG_INTERVAL_P(argno);
+}
+
 /*
  * Run /api/generate for the arguments (prompt, model, system, options,
  * format, server) shared by ollama_generate and ollama_generate_json.
@@ -490,7 +504,8 @@ generate(FunctionCallInfo fcinfo, const char *operation, const char **text)
 	json_t	   *body;
 	DcHttpResponse *resp;
 	json_t	   *reply;
-	const char *response;
+	DcCache    *cache;
+	char	   *hit;
 
 	body = base_body(server, model,
 					 json_arg(fcinfo, 3, "options", 1),
@@ -499,7 +514,49 @@ generate(FunctionCallInfo fcinfo, const char *operation, const char **text)
 	if (system)
 		json_object_set_new(body, "system", to_json_string(system, "system"));
 
+	/* a hit holds the text (ollama_generate) or the reply (_json) */
+	cache = dc_cache_begin(server, operation, body, cache_ttl_arg(fcinfo, 6));
+	if (cache && (hit = dc_cache_get(cache)) != NULL)
+	{
+		if (text)
+		{
+			*text = hit;
+			return NULL;
+		}
+		reply = dc_json_parse(server, operation, hit, strlen(hit));
+		if (dc_json_get_string(reply, "response") != NULL)
+			return reply;
+	}
+
 	resp = ollama_send(server, operation, "POST", "/api/generate", body, model);
+	if (cache)
+	{
+		reply = generate_reply(server, operation, resp, text);
+		if (text)
+			dc_cache_put(cache, *text, strlen(*text));
+		else
+		{
+			char	   *dumped = dc_json_dumps(reply);
+
+			dc_cache_put(cache, dumped, strlen(dumped));
+		}
+		return reply;
+	}
+	return generate_reply(server, operation, resp, text);
+}
+
+/*
+ * The answer of /api/generate: with "text" NULL, the final reply object,
+ * checked to have a "response" string; otherwise *text is set to that
+ * string and NULL returned.
+ */
+static json_t *
+generate_reply(DcServer *server, const char *operation, DcHttpResponse *resp,
+			   const char **text)
+{
+	json_t	   *reply;
+	const char *response;
+
 	if (text)
 	{
 		const char *ct = dc_http_header(resp, "content-type");
@@ -582,6 +639,8 @@ datacore_ollama_chat(PG_FUNCTION_ARGS)
 	json_t	   *reply;
 	json_t	   *message;
 	size_t		i;
+	DcCache    *cache;
+	char	   *hit;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(5))
 		PG_RETURN_NULL();
@@ -609,10 +668,24 @@ datacore_ollama_chat(PG_FUNCTION_ARGS)
 	if (tools)
 		json_object_set(body, "tools", tools);
 
+	cache = dc_cache_begin(server, op, body, cache_ttl_arg(fcinfo, 6));
+	if (cache && (hit = dc_cache_get(cache)) != NULL)
+	{
+		message = dc_json_parse(server, op, hit, strlen(hit));
+		if (json_is_object(message))
+			PG_RETURN_JSONB_P(dc_json_to_jsonb(message));
+	}
+
 	reply = dc_ollama_call(server, op, "POST", "/api/chat", body, model);
 	message = json_object_get(reply, "message");
 	if (!json_is_object(message))
 		dc_json_bad_reply(server, op, "The reply has no \"message\" object.");
+	if (cache)
+	{
+		char	   *dumped = dc_json_dumps(message);
+
+		dc_cache_put(cache, dumped, strlen(dumped));
+	}
 	PG_RETURN_JSONB_P(dc_json_to_jsonb(message));
 }
 

@@ -88,6 +88,8 @@ static const DcOption dc_options[] = {
 	{"embedding_model", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_TEXT},
 	{"keep_alive", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_TEXT},
 	{"embed_batch_size", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_INT, 1, 100000},
+	{"cache_server", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_TEXT},
+	{"cache_ttl", SVC_OLLAMA, ForeignServerRelationId, DC_OPT_INT, 0, 2592000},
 	{"bearer_token", SVC_OLLAMA, UserMappingRelationId, DC_OPT_SECRET},
 	{"table_type", SVC_OLLAMA, ForeignTableRelationId, DC_OPT_ENUM, 0, 0, "models|running"},
 

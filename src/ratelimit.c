@@ -27,14 +27,12 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "common/cryptohash.h"
 #include "common/sha1.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "breaker.h"
@@ -164,43 +162,41 @@ run_script(DcServer *server, const char *op, const char *key, int limit,
 	v->retry_after_us = reply_int(server, op, r->element[2]);
 }
 
+/* What ask() hands to run_script through dc_redis_try. */
+typedef struct AskArgs
+{
+	DcServer   *server;
+	const char *op;
+	const char *key;
+	int			limit;
+	int64		window_ms;
+	Verdict    *v;
+} AskArgs;
+
+static void
+ask_redis(void *arg)
+{
+	AskArgs    *a = arg;
+
+	run_script(a->server, a->op, a->key, a->limit, a->window_ms, a->v);
+}
+
 /*
- * Ask Redis, in a subtransaction so that a connection failure can be
- * turned into a verdict; any other error (a wrong password, a cancel)
- * propagates.
+ * Ask Redis; a connection failure becomes a verdict with reached = false,
+ * any other error (a wrong password, a cancel) propagates.
  */
 static void
 ask(DcServer *server, const char *op, const char *key, int limit,
 	int64 window_ms, Verdict *v)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	AskArgs		a = {server, op, key, limit, window_ms, v};
+	char	   *cause = NULL;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (!dc_redis_try(ask_redis, &a, &cause))
 	{
-		run_script(server, op, key, limit, window_ms, v);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_CONNECTION_EXCEPTION)
-			ReThrowError(edata);
 		v->reached = false;
-		v->cause = edata->message;
+		v->cause = cause;
 	}
-	PG_END_TRY();
 }
 
 static int64

@@ -58,8 +58,8 @@ server_arg(FunctionCallInfo fcinfo, const char *op)
  * An interval as a positive number of milliseconds (months count 30 days,
  * as everywhere in PostgreSQL's interval arithmetic).
  */
-static int64
-interval_ms(Interval *iv, const char *what)
+int64
+dc_redis_interval_ms(Interval *iv, const char *what)
 {
 	double		ms;
 
@@ -167,7 +167,7 @@ datacore_redis_set(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 	{
 		dc_redis_arg_str(cmd, "PX");
-		dc_redis_arg_int64(cmd, interval_ms(PG_GETARG_INTERVAL_P(2), "ttl"));
+		dc_redis_arg_int64(cmd, dc_redis_interval_ms(PG_GETARG_INTERVAL_P(2), "ttl"));
 	}
 	if (!PG_ARGISNULL(3) && PG_GETARG_BOOL(3))
 	{
@@ -252,7 +252,7 @@ datacore_redis_expire(PG_FUNCTION_ARGS)
 	DcRedisCmd *cmd = dc_redis_cmd("PEXPIRE");
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
-	dc_redis_arg_int64(cmd, interval_ms(PG_GETARG_INTERVAL_P(1), "ttl"));
+	dc_redis_arg_int64(cmd, dc_redis_interval_ms(PG_GETARG_INTERVAL_P(1), "ttl"));
 	PG_RETURN_BOOL(run_integer(server, op, cmd) == 1);
 }
 

@@ -23,6 +23,7 @@
 #include <hiredis/hiredis.h>
 
 #include "datacore.h"
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 /* One command as a binary-safe argument vector. */
@@ -84,5 +85,15 @@ extern text *dc_redis_reply_text(DcServer *server, const char *what,
 /* in redis_fence.c */
 extern void dc_redis_check_commands(DcServer *server, const char *operation,
 									int ncmds, DcRedisCmd **cmds);
+
+/* in redis.c: a TTL argument as milliseconds (>= 1) */
+extern int64 dc_redis_interval_ms(Interval *iv, const char *what);
+
+/*
+ * in redis_conn.c: run fn(arg), which talks to Redis, in a subtransaction;
+ * false (and *cause, the message) when it failed for a connection-class
+ * reason (refused, timeout, breaker open), any other error propagates.
+ */
+extern bool dc_redis_try(void (*fn) (void *), void *arg, char **cause);
 
 #endif							/* DATACORE_REDIS_H */

@@ -47,6 +47,7 @@
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -1024,4 +1025,48 @@ dc_redis_reply_ok(DcServer *server, const char *op, redisReply *reply)
 	dc_redis_check_reply(server, op, reply);
 	if (!reply_is_ok(reply))
 		dc_redis_unexpected(server, op, reply);
+}
+
+/*
+ * A Redis call whose failure must not fail the caller's statement (a cache,
+ * a rate limit deciding by itself what an outage means): fn runs in a
+ * subtransaction so that its connection and memory are cleaned up if it
+ * throws.  Only connection-class errors (08: refused, timeout, dropped, the
+ * breaker open) are turned into false; a wrong password, a cancel or a bug
+ * still propagate.
+ */
+bool
+dc_redis_try(void (*fn) (void *), void *arg, char **cause)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_CONNECTION_EXCEPTION)
+			ReThrowError(edata);
+		if (cause)
+			*cause = edata->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }
