@@ -655,6 +655,45 @@ SELECT p.name AS pipeline, p.owner, p.capture, p.source, p.collection, p.model, 
 COMMENT ON VIEW rag_status IS 'progress of each visible RAG pipeline: rows pending, done and in error, and the last sync';
 GRANT SELECT ON rag_status TO PUBLIC;
 
+CREATE OR REPLACE FUNCTION rag_get(pipeline text, for_update boolean DEFAULT false)
+	RETURNS rag_pipelines
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines;
+	me regrole := quote_ident(current_user)::regrole;
+BEGIN
+	IF pipeline IS NULL THEN
+		RAISE EXCEPTION 'rag pipeline name must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
+	-- read again under the lock: only a superuser changes an owner, but it
+	-- may have done so meanwhile.  NO KEY UPDATE: the lock must not wait for
+	-- writers whose capture triggers are queueing rows (their foreign key
+	-- checks hold KEY SHARE on the row until they commit).
+	IF FOUND AND for_update AND p.owner = me THEN
+		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR NO KEY UPDATE;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'rag pipeline "%" does not exist', pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List the pipelines with: SELECT name FROM datacore.rag_pipelines;';
+	END IF;
+	IF for_update AND p.owner IS DISTINCT FROM me THEN
+		RAISE EXCEPTION 'permission denied for rag pipeline "%"', p.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The pipeline belongs to role %s: only that role changes, syncs or schedules it, with its own rights.',
+								  p.owner),
+				  HINT = CASE WHEN NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = p.owner)
+							  THEN 'Its owner was dropped: a superuser can set a new owner in datacore.rag_pipelines, or delete the row.'
+							  WHEN pg_has_role(p.owner, 'MEMBER')
+							  THEN format('To act as its owner: SET ROLE %s;', p.owner)
+							  ELSE 'Only its owner, or a superuser acting as it with SET ROLE, can.' END;
+	END IF;
+	RETURN p;
+END $$;
+COMMENT ON FUNCTION rag_get(text, boolean) IS 'the catalog row of a RAG pipeline, locked and owned by the current role when for_update (internal)';
+
 CREATE OR REPLACE FUNCTION rag_check(p rag_pipelines) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -138,9 +138,11 @@ BEGIN
 	END IF;
 	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
 	-- read again under the lock: only a superuser changes an owner, but it
-	-- may have done so meanwhile
+	-- may have done so meanwhile.  NO KEY UPDATE: the lock must not wait for
+	-- writers whose capture triggers are queueing rows (their foreign key
+	-- checks hold KEY SHARE on the row until they commit).
 	IF FOUND AND for_update AND p.owner = me THEN
-		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR UPDATE;
+		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR NO KEY UPDATE;
 	END IF;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'rag pipeline "%" does not exist', pipeline
