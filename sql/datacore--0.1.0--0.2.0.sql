@@ -114,7 +114,7 @@ END $$;
 -- Existing pipelines keep their behaviour: chunker none (a row is one point
 -- whose id is the row id), watermark capture, no template.  rag_rows starts
 -- empty, so rag_status counts rows done from their next sync on.
-ALTER TABLE rag_pipelines ALTER COLUMN updated_column DROP NOT NULL,
+ALTER TABLE rag_pipelines ALTER COLUMN updated_column DROP NOT NULL, ALTER COLUMN source DROP NOT NULL,
 	ADD COLUMN chunker text NOT NULL DEFAULT 'none',
 	ADD COLUMN chunk_size integer,
 	ADD COLUMN chunk_overlap integer NOT NULL DEFAULT 0,
@@ -124,9 +124,13 @@ ALTER TABLE rag_pipelines ALTER COLUMN updated_column DROP NOT NULL,
 	ADD COLUMN last_sync_start timestamptz,
 	ADD COLUMN last_sync_rows bigint,
 	ADD COLUMN last_sync_seconds double precision,
+	ADD COLUMN s3_bucket text,
+	ADD COLUMN s3_prefix text,
+	ADD COLUMN s3_server name,
 	ADD CONSTRAINT rag_pipelines_chunker_check CHECK (chunker IN ('none', 'character', 'recursive')),
 	ADD CONSTRAINT rag_pipelines_chunk_size_check CHECK (CASE WHEN chunker = 'none' THEN chunk_size IS NULL AND chunk_overlap = 0 ELSE chunk_size BETWEEN 1 AND 1000000 AND chunk_overlap >= 0 AND chunk_overlap < chunk_size END),
-	ADD CONSTRAINT rag_pipelines_capture_check CHECK (capture = 'trigger' OR capture = 'watermark' AND updated_column IS NOT NULL),
+	ADD CONSTRAINT rag_pipelines_capture_check CHECK (capture = 'trigger' OR capture = 'watermark' AND updated_column IS NOT NULL OR capture = 'etag' AND s3_bucket IS NOT NULL),
+	ADD CONSTRAINT rag_pipelines_source_check CHECK ((source IS NULL) = (s3_bucket IS NOT NULL) AND (s3_bucket IS NULL OR chunker <> 'none')),
 	ADD CONSTRAINT rag_pipelines_max_batch_chars_check CHECK (max_batch_chars >= 1);
 COMMENT ON COLUMN rag_pipelines.chunker IS 'none (a row is one point), character or recursive';
 COMMENT ON COLUMN rag_pipelines.chunk_size IS 'maximum characters per chunk (not for chunker none)';
@@ -137,6 +141,9 @@ COMMENT ON COLUMN rag_pipelines.max_batch_chars IS 'an embed request closes befo
 COMMENT ON COLUMN rag_pipelines.last_sync_start IS 'start of the last successful rag_sync call';
 COMMENT ON COLUMN rag_pipelines.last_sync_rows IS 'rows sent by the last successful rag_sync call';
 COMMENT ON COLUMN rag_pipelines.last_sync_seconds IS 'duration of the last successful rag_sync call';
+COMMENT ON COLUMN rag_pipelines.s3_bucket IS 'for a pipeline of S3 documents (rag_create_s3): the bucket; source is then NULL';
+COMMENT ON COLUMN rag_pipelines.s3_prefix IS 'for a pipeline of S3 documents: the key prefix';
+COMMENT ON COLUMN rag_pipelines.s3_server IS 'for a pipeline of S3 documents: the datacore_s3 server';
 DROP FUNCTION rag_create(text, regclass, name, name, name, text, name[], text, integer, name, name);
 -- RAG pipelines, continued: chunking, the per-row state of a pipeline
 -- (rag_rows), the change queue (rag_queue), rows the model refused
@@ -188,9 +195,11 @@ CREATE TABLE rag_rows (
 	row_id text NOT NULL,
 	chunks integer NOT NULL,
 	synced timestamptz NOT NULL DEFAULT now(),
+	etag text,
 	PRIMARY KEY (pipeline, row_id)
 );
 COMMENT ON TABLE rag_rows IS 'rows of RAG pipelines that have points in Qdrant, and how many';
+COMMENT ON COLUMN rag_rows.etag IS 'S3 documents: the ETag of the object when it was sent';
 
 -- Ids waiting for rag_sync: queued by the capture triggers,
 -- rag_enqueue_existing and rag_retry_errors.  A row queued again before the
@@ -579,6 +588,14 @@ DECLARE
 	n bigint;
 BEGIN
 	PERFORM datacore.rag_check(p);
+	IF p.s3_bucket IS NOT NULL THEN
+		INSERT INTO datacore.rag_queue AS q (pipeline, row_id)
+			SELECT p.name, o.key FROM datacore.s3_list(p.s3_bucket, p.s3_prefix, p.s3_server) o
+			 WHERE datacore.rag_s3_kind(o.key) IS NOT NULL
+			ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		RETURN n;
+	END IF;
 	EXECUTE format('INSERT INTO datacore.rag_queue AS q (pipeline, row_id) '
 				   'SELECT DISTINCT $1, t.%1$I::text FROM %2$s t WHERE t.%1$I IS NOT NULL '
 				   'ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued',
@@ -604,6 +621,200 @@ END $$;
 COMMENT ON FUNCTION rag_retry_errors(text)
 	IS 'queue the rows in rag_errors of a pipeline for the next rag_sync; returns the rows queued';
 
+-- Documents in S3: a pipeline whose source is the objects under a bucket
+-- and prefix (rag_create_s3).  Text (.txt, .text), Markdown (.md,
+-- .markdown) and JSON Lines (.jsonl) objects are documents; the object key
+-- is the row id, its ETag the change marker (rag_rows.etag).
+
+-- The kind of document an object key names: text, markdown, jsonl or NULL.
+CREATE FUNCTION rag_s3_kind(key text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $f$
+	SELECT CASE WHEN key ~* '\.(txt|text)$' THEN 'text'
+				WHEN key ~* '\.(md|markdown)$' THEN 'markdown'
+				WHEN key ~* '\.jsonl$' THEN 'jsonl' END
+$f$;
+COMMENT ON FUNCTION rag_s3_kind(text) IS 'document kind of an S3 key for RAG: text, markdown, jsonl or NULL (internal)';
+
+-- The text of a document: the object as it is, except JSON Lines, where each
+-- non-blank line is an object whose "text" member (or, without one, the
+-- whole line) is a paragraph.
+CREATE FUNCTION rag_s3_text(key text, body text) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $f$
+	SELECT CASE WHEN datacore.rag_s3_kind(key) = 'jsonl'
+				THEN (SELECT string_agg(coalesce(l::jsonb->>'text', l), E'\n\n' ORDER BY n)
+						FROM regexp_split_to_table(body, E'\r?\n') WITH ORDINALITY s(l, n)
+					   WHERE btrim(l) <> '')
+				ELSE body END
+$f$;
+COMMENT ON FUNCTION rag_s3_text(text, text) IS 'text of an S3 document for RAG (internal)';
+
+-- What a sync of an S3 pipeline has to do: keys of documents that are new,
+-- changed (another ETag) or queued, with their ETag, and keys that have
+-- points but are gone (etag NULL).  A document in rag_errors is skipped until
+-- it is queued again (rag_retry_errors).  One listing of the prefix.
+CREATE FUNCTION rag_s3_changes(p rag_pipelines) RETURNS TABLE(key text, etag text)
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
+	WITH o AS (SELECT o.key, o.etag FROM datacore.s3_list(p.s3_bucket, p.s3_prefix, p.s3_server) o
+				WHERE datacore.rag_s3_kind(o.key) IS NOT NULL)
+	SELECT o.key, o.etag FROM o
+	  LEFT JOIN datacore.rag_rows r ON r.pipeline = p.name AND r.row_id = o.key
+	 WHERE EXISTS (SELECT FROM datacore.rag_queue q WHERE q.pipeline = p.name AND q.row_id = o.key)
+		OR r.etag IS DISTINCT FROM o.etag
+		   AND NOT EXISTS (SELECT FROM datacore.rag_errors e WHERE e.pipeline = p.name AND e.row_id = o.key)
+	UNION ALL
+	SELECT r.row_id, NULL FROM datacore.rag_rows r
+	 WHERE r.pipeline = p.name AND NOT EXISTS (SELECT FROM o WHERE o.key = r.row_id)
+	UNION ALL
+	SELECT q.row_id, NULL FROM datacore.rag_queue q
+	 WHERE q.pipeline = p.name AND NOT EXISTS (SELECT FROM o WHERE o.key = q.row_id)
+	   AND NOT EXISTS (SELECT FROM datacore.rag_rows r WHERE r.pipeline = p.name AND r.row_id = q.row_id)
+	 ORDER BY 1
+$f$;
+COMMENT ON FUNCTION rag_s3_changes(rag_pipelines) IS 'documents an S3 RAG pipeline must send or delete (internal)';
+
+CREATE FUNCTION rag_create_s3(name text, bucket text, prefix text, collection text,
+		chunker text DEFAULT 'recursive', chunk_size integer DEFAULT 1000,
+		chunk_overlap integer DEFAULT 0, template text DEFAULT NULL,
+		model text DEFAULT NULL, batch_size integer DEFAULT 64, max_batch_chars integer DEFAULT NULL,
+		s3_server name DEFAULT 'minio', ollama_server name DEFAULT 'ollama',
+		qdrant_server name DEFAULT 'qdrant')
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines;
+BEGIN
+	IF rag_create_s3.name IS NULL OR rag_create_s3.name = '' OR octet_length(rag_create_s3.name) > 48 THEN
+		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create_s3.name), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
+	END IF;
+	IF rag_create_s3.collection IS NULL OR rag_create_s3.collection = '' THEN
+		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_s3.batch_size IS NULL OR rag_create_s3.batch_size NOT BETWEEN 1 AND 10000 THEN
+		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_s3.model = '' THEN
+		RAISE EXCEPTION 'model must not be an empty string'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
+	END IF;
+	p.name := rag_create_s3.name;
+	p.id_column := 'key';
+	p.text_column := 'text';
+	p.collection := rag_create_s3.collection;
+	p.model := rag_create_s3.model;
+	p.batch_size := rag_create_s3.batch_size;
+	p.payload_columns := '{}';
+	p.ollama_server := rag_create_s3.ollama_server;
+	p.qdrant_server := rag_create_s3.qdrant_server;
+	p.chunker := rag_create_s3.chunker;
+	p.chunk_size := rag_create_s3.chunk_size;
+	p.chunk_overlap := coalesce(rag_create_s3.chunk_overlap, 0);
+	p.template := rag_create_s3.template;
+	p.capture := 'etag';
+	p.max_batch_chars := rag_create_s3.max_batch_chars;
+	p.s3_bucket := rag_create_s3.bucket;
+	p.s3_prefix := coalesce(rag_create_s3.prefix, '');
+	p.s3_server := rag_create_s3.s3_server;
+	PERFORM datacore.rag_check(p);
+	BEGIN
+		INSERT INTO datacore.rag_pipelines (name, id_column, text_column, collection, model, batch_size,
+				ollama_server, qdrant_server, chunker, chunk_size, chunk_overlap, template, capture,
+				max_batch_chars, s3_bucket, s3_prefix, s3_server)
+			VALUES (p.name, p.id_column, p.text_column, p.collection, p.model, p.batch_size,
+					p.ollama_server, p.qdrant_server, p.chunker, p.chunk_size, p.chunk_overlap, p.template,
+					p.capture, p.max_batch_chars, p.s3_bucket, p.s3_prefix, p.s3_server);
+	EXCEPTION WHEN unique_violation THEN
+		RAISE EXCEPTION 'rag pipeline "%" already exists', p.name
+			USING ERRCODE = 'duplicate_object';
+	END;
+END $$;
+COMMENT ON FUNCTION rag_create_s3(text, text, text, text, text, integer, integer, text, text, integer, integer, name, name, name)
+	IS 'register a RAG pipeline of the text, Markdown and JSON Lines documents under an S3 bucket and prefix';
+
+-- The checks of rag_check that are particular to S3 documents.
+CREATE FUNCTION rag_check_s3(p rag_pipelines) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF p.s3_bucket = '' THEN
+		RAISE EXCEPTION 'bucket must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF p.s3_server IS NULL THEN
+		RAISE EXCEPTION 'server name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF p.chunker IS NOT DISTINCT FROM 'none' THEN
+		RAISE EXCEPTION 'a pipeline of S3 documents needs a chunker'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Its points are chunks, with ids derived from the object key.',
+				  HINT = 'Pass chunker => ''recursive'' or ''character''.';
+	END IF;
+END $$;
+COMMENT ON FUNCTION rag_check_s3(rag_pipelines) IS 'validate the S3 part of a RAG pipeline (internal)';
+
+/*
+ * rag_sync of S3 documents: list the prefix once, then send the new,
+ * changed and queued documents batch_size at a time (fetched with
+ * s3_get_text) and delete the points of documents that are gone; rag_rows
+ * records each document's ETag once Qdrant has it.  The payload carries
+ * bucket, key (also as "id"), chunk and text.
+ */
+CREATE FUNCTION rag_sync_s3(p rag_pipelines, max_batches integer) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	keys text[];
+	etags text[];
+	gone text[];
+	b_keys text[];
+	b_etags text[];
+	b_ids jsonb[];
+	b_texts text[];
+	b_payloads jsonb[];
+	i integer := 1;
+	n integer;
+	batches integer := 0;
+	total bigint := 0;
+	started timestamptz := clock_timestamp();
+BEGIN
+	IF p.owner IS DISTINCT FROM quote_ident(current_user)::regrole THEN
+		RAISE EXCEPTION 'permission denied for rag pipeline "%"', p.name
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	SELECT array_agg(c.key ORDER BY c.key) FILTER (WHERE c.etag IS NOT NULL),
+		   array_agg(c.etag ORDER BY c.key) FILTER (WHERE c.etag IS NOT NULL),
+		   array_agg(c.key ORDER BY c.key) FILTER (WHERE c.etag IS NULL)
+	  INTO keys, etags, gone
+	  FROM datacore.rag_s3_changes(p) c;
+	n := coalesce(cardinality(keys), 0);
+	WHILE (i <= n OR gone IS NOT NULL) AND (max_batches IS NULL OR batches < max_batches) LOOP
+		b_keys := keys[i:i + p.batch_size - 1];
+		b_etags := etags[i:i + p.batch_size - 1];
+		SELECT array_agg(to_jsonb(u.k) ORDER BY u.o),
+			   array_agg(datacore.rag_s3_text(u.k, datacore.s3_get_text(p.s3_bucket, u.k, p.s3_server)) ORDER BY u.o),
+			   array_agg(jsonb_build_object('bucket', p.s3_bucket, 'key', u.k) ORDER BY u.o)
+		  INTO b_ids, b_texts, b_payloads
+		  FROM unnest(b_keys) WITH ORDINALITY u(k, o);
+		total := total + datacore.rag_send(p, b_ids, b_texts, b_payloads, b_payloads, gone);
+		SELECT r.dimension INTO p.dimension FROM datacore.rag_pipelines r WHERE r.name = p.name;
+		UPDATE datacore.rag_rows r SET etag = u.e
+		  FROM unnest(b_keys, b_etags) u(k, e)
+		 WHERE r.pipeline = p.name AND r.row_id = u.k;
+		DELETE FROM datacore.rag_queue q
+		 WHERE q.pipeline = p.name AND (q.row_id = ANY (b_keys) OR q.row_id = ANY (gone));
+		gone := NULL;
+		i := i + p.batch_size;
+		batches := batches + 1;
+	END LOOP;
+	UPDATE datacore.rag_pipelines r
+	   SET last_run = clock_timestamp(), last_sync_start = started, last_sync_rows = total,
+		   last_sync_seconds = extract(epoch FROM clock_timestamp() - started),
+		   rows_synced = r.rows_synced + total
+	 WHERE r.name = p.name;
+	RETURN total;
+END $$;
+COMMENT ON FUNCTION rag_sync_s3(rag_pipelines, integer) IS 'rag_sync of a pipeline of S3 documents (internal)';
+
 -- Rows of a pipeline that the next sync would send, counted exactly: the
 -- queue, plus for a watermark pipeline the rows after the watermark that are
 -- not queued.  NULL when the caller may not read the source's columns.
@@ -617,6 +828,12 @@ DECLARE
 	t_upd regtype;
 BEGIN
 	SELECT count(*) INTO n FROM datacore.rag_queue q WHERE q.pipeline = p.name;
+	IF p.s3_bucket IS NOT NULL THEN
+		-- new or changed objects not queued, and objects gone: one listing
+		SELECT n + count(*) INTO n FROM datacore.rag_s3_changes(p) c
+		 WHERE NOT EXISTS (SELECT FROM datacore.rag_queue q WHERE q.pipeline = p.name AND q.row_id = c.key);
+		RETURN n;
+	END IF;
 	IF p.capture <> 'watermark' THEN
 		RETURN n;
 	END IF;
@@ -702,6 +919,9 @@ DECLARE
 	col name;
 	srv record;
 BEGIN
+	IF p.s3_bucket IS NOT NULL THEN
+		PERFORM datacore.rag_check_s3(p);
+	ELSE
 	SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = p.source;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'source relation of rag pipeline "%" does not exist', p.name
@@ -752,6 +972,7 @@ BEGIN
 				  DETAIL = 'Trigger capture needs triggers on the source, which only tables have.',
 				  HINT = 'Use capture => ''watermark'' for views and foreign tables.';
 	END IF;
+	END IF;
 
 	-- raises on a bad chunker, size or overlap (nothing is chunked)
 	PERFORM datacore.rag_chunks(NULL, p.chunker, p.chunk_size, p.chunk_overlap);
@@ -772,7 +993,12 @@ BEGIN
 					  DETAIL = 'The template is what gets embedded for each chunk, for example ''$title: $chunk''.';
 		END IF;
 		FOREACH col IN ARRAY datacore.rag_template_columns(p.template) LOOP
-			CONTINUE WHEN col = 'chunk';
+			CONTINUE WHEN col = 'chunk' OR p.s3_bucket IS NOT NULL AND col IN ('bucket', 'key');
+			IF p.s3_bucket IS NOT NULL THEN
+				RAISE EXCEPTION 'template of an S3 pipeline names "%"', col
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'A template of S3 documents can use $chunk, $bucket and $key.';
+			END IF;
 			PERFORM datacore.rag_column_type(p.source, col, 'template');
 		END LOOP;
 	END IF;
@@ -797,6 +1023,8 @@ BEGIN
 
 	FOR srv IN SELECT * FROM (VALUES (p.ollama_server, 'datacore_ollama', 'url ''http://127.0.0.1:11434'''),
 									 (p.qdrant_server, 'datacore_qdrant', 'url ''http://127.0.0.1:6333''')) v(server, wrapper, example)
+				   UNION ALL
+				   SELECT p.s3_server, 'datacore_s3', 'url ''http://127.0.0.1:9000'', region ''us-east-1''' WHERE p.s3_bucket IS NOT NULL
 	LOOP
 		IF srv.server IS NULL THEN
 			RAISE EXCEPTION 'server name must not be null'
@@ -931,6 +1159,8 @@ BEGIN
 	 WHERE r.name = p.name;
 	DELETE FROM datacore.rag_errors e WHERE e.pipeline = p.name;
 	DELETE FROM datacore.rag_queue q WHERE q.pipeline = p.name;
+	-- S3 documents: every object is fetched again
+	UPDATE datacore.rag_rows r SET etag = NULL WHERE r.pipeline = p.name AND r.etag IS NOT NULL;
 	-- without a watermark, everything is sent again by queueing it
 	IF p.capture = 'trigger' THEN
 		PERFORM datacore.rag_enqueue_existing(p.name);
@@ -978,6 +1208,9 @@ BEGIN
 	-- call then starts from the watermark the first one left
 	p := datacore.rag_get(rag_sync.name, true);
 	PERFORM datacore.rag_check(p);
+	IF p.s3_bucket IS NOT NULL THEN
+		RETURN datacore.rag_sync_s3(p, max_batches);
+	END IF;
 	id_type := datacore.rag_column_type(p.source, p.id_column, 'id');
 
 	IF cardinality(p.payload_columns) = 0 THEN
@@ -1069,3 +1302,50 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION rag_sync(text, integer)
 	IS 'embed the queued rows and the rows changed since the watermark into the pipeline''s Qdrant collection; returns rows sent';
+
+DROP FUNCTION rag_answer(text, text, integer, text);
+CREATE FUNCTION rag_answer(name text, question text, k integer DEFAULT 5, model text DEFAULT NULL,
+						   filter jsonb DEFAULT NULL, max_context_chars integer DEFAULT 8000)
+	RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_answer.name);
+	sources jsonb;
+	context text;
+	prompt text;
+	reply jsonb;
+BEGIN
+	IF question IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF max_context_chars IS NULL OR max_context_chars < 1 THEN
+		RAISE EXCEPTION 'max_context_chars must be at least 1'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- passages in order while they fit: [n] text, separated by blank lines
+	WITH s AS (
+		SELECT s.id, s.score, s.payload, s.ord,
+			   format('[%s] %s', s.ord, s.payload->>'text') AS passage
+		  FROM datacore.rag_search(p.name, question, k, filter) WITH ORDINALITY s(id, score, payload, ord)),
+	f AS (
+		SELECT s.*, sum(length(s.passage) + 2) OVER (ORDER BY s.ord) - 2 AS upto FROM s)
+	SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+				'id', f.id, 'score', f.score, 'row_id', f.payload->'id',
+				'chunk', f.payload->'chunk', 'key', f.payload->'key')) ORDER BY f.ord),
+		   string_agg(CASE WHEN f.upto > max_context_chars THEN left(f.passage, max_context_chars)
+						   ELSE f.passage END, E'\n\n' ORDER BY f.ord)
+	  INTO sources, context
+	  FROM f
+	 WHERE f.upto <= max_context_chars OR f.ord = 1;
+	prompt := format(E'Context:\n%s\n\nQ: %s', coalesce(context, '(no passages found)'), question);
+	reply := datacore.ollama_generate_json(
+		prompt, rag_answer.model,
+		'Answer the question using only the numbered context passages, citing them like [1]. '
+		'If they do not contain the answer, say that you do not know.',
+		NULL, NULL, p.ollama_server);
+	RETURN jsonb_build_object('answer', reply->>'response', 'model', reply->>'model',
+							  'sources', coalesce(sources, '[]'::jsonb),
+							  'prompt_chars', length(prompt), 'eval_count', reply->'eval_count');
+END $$;
+COMMENT ON FUNCTION rag_answer(text, text, integer, text, jsonb, integer)
+	IS 'answer a question from the k nearest chunks of a pipeline: {answer, model, sources, prompt_chars, eval_count}';

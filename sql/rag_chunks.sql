@@ -87,6 +87,21 @@ SELECT datacore.qdrant_count('regress_rag_chunks');
 SELECT pipeline, row_id, chunks FROM datacore.rag_rows ORDER BY row_id;
 SELECT pipeline, pending, done, errors, last_sync_rows FROM datacore.rag_status;
 
+-- rag_answer: the nearest chunks, numbered into the prompt while they fit
+-- in max_context_chars; sources name the row and chunk of each passage
+SELECT dc_test.clear_log('ollama');
+SELECT jsonb_path_query_array(a->'sources', '$[*].row_id') AS row_ids,
+	   jsonb_path_query_array(a->'sources', '$[*].chunk') AS chunks,
+	   a->'prompt_chars' AS prompt_chars, a->'eval_count' AS eval_count,
+	   (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(a) k) AS keys
+  FROM datacore.rag_answer('regress_chunks', 'do cats like water?', 3, max_context_chars => 60) a;
+SELECT l->'body'->>'prompt' AS prompt FROM dc_test.log('ollama') l WHERE l->>'path' = '/api/generate';
+-- with a payload filter: only first chunks
+SELECT jsonb_path_query_array(a->'sources', '$[*].chunk') AS chunks
+  FROM datacore.rag_answer('regress_chunks', 'do cats like water?',
+						   filter => '{"must": [{"key": "chunk", "match": {"value": 1}}]}') a;
+SELECT datacore.rag_answer('regress_chunks', 'x', max_context_chars => 0);
+
 -- row 1 shrinks to one chunk: its two surplus points are deleted in the
 -- same sync, by id
 UPDATE regress_chunked SET body = 'Cats sleep.', updated = '2026-01-03' WHERE id = 1;

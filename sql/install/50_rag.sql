@@ -16,7 +16,7 @@ CREATE TABLE rag_pipelines (
 	name text PRIMARY KEY
 		CHECK (name <> '' AND octet_length(name) <= 48),
 	owner regrole NOT NULL DEFAULT pg_catalog.quote_ident(current_user)::regrole,
-	source regclass NOT NULL,
+	source regclass,
 	id_column name NOT NULL,
 	text_column name NOT NULL,
 	updated_column name,
@@ -41,13 +41,19 @@ CREATE TABLE rag_pipelines (
 	last_sync_start timestamptz,
 	last_sync_rows bigint,
 	last_sync_seconds double precision,
+	s3_bucket text,
+	s3_prefix text,
+	s3_server name,
 	CONSTRAINT rag_pipelines_chunker_check
 		CHECK (chunker IN ('none', 'character', 'recursive')),
 	CONSTRAINT rag_pipelines_chunk_size_check
 		CHECK (CASE WHEN chunker = 'none' THEN chunk_size IS NULL AND chunk_overlap = 0
 				ELSE chunk_size BETWEEN 1 AND 1000000 AND chunk_overlap >= 0 AND chunk_overlap < chunk_size END),
 	CONSTRAINT rag_pipelines_capture_check
-		CHECK (capture = 'trigger' OR capture = 'watermark' AND updated_column IS NOT NULL),
+		CHECK (capture = 'trigger' OR capture = 'watermark' AND updated_column IS NOT NULL
+			   OR capture = 'etag' AND s3_bucket IS NOT NULL),
+	CONSTRAINT rag_pipelines_source_check
+		CHECK ((source IS NULL) = (s3_bucket IS NOT NULL) AND (s3_bucket IS NULL OR chunker <> 'none')),
 	CONSTRAINT rag_pipelines_max_batch_chars_check CHECK (max_batch_chars >= 1)
 );
 COMMENT ON TABLE rag_pipelines IS 'RAG pipelines: source table, columns, target collection and sync watermark';
@@ -67,6 +73,9 @@ COMMENT ON COLUMN rag_pipelines.max_batch_chars IS 'an embed request closes befo
 COMMENT ON COLUMN rag_pipelines.last_sync_start IS 'start of the last successful rag_sync call';
 COMMENT ON COLUMN rag_pipelines.last_sync_rows IS 'rows sent by the last successful rag_sync call';
 COMMENT ON COLUMN rag_pipelines.last_sync_seconds IS 'duration of the last successful rag_sync call';
+COMMENT ON COLUMN rag_pipelines.s3_bucket IS 'for a pipeline of S3 documents (rag_create_s3): the bucket; source is then NULL';
+COMMENT ON COLUMN rag_pipelines.s3_prefix IS 'for a pipeline of S3 documents: the key prefix';
+COMMENT ON COLUMN rag_pipelines.s3_server IS 'for a pipeline of S3 documents: the datacore_s3 server';
 
 -- pg_dump keeps the pipelines a user created (extension tables are skipped
 -- otherwise).
@@ -211,6 +220,9 @@ DECLARE
 	col name;
 	srv record;
 BEGIN
+	IF p.s3_bucket IS NOT NULL THEN
+		PERFORM datacore.rag_check_s3(p);
+	ELSE
 	SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = p.source;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'source relation of rag pipeline "%" does not exist', p.name
@@ -261,6 +273,7 @@ BEGIN
 				  DETAIL = 'Trigger capture needs triggers on the source, which only tables have.',
 				  HINT = 'Use capture => ''watermark'' for views and foreign tables.';
 	END IF;
+	END IF;
 
 	-- raises on a bad chunker, size or overlap (nothing is chunked)
 	PERFORM datacore.rag_chunks(NULL, p.chunker, p.chunk_size, p.chunk_overlap);
@@ -281,7 +294,12 @@ BEGIN
 					  DETAIL = 'The template is what gets embedded for each chunk, for example ''$title: $chunk''.';
 		END IF;
 		FOREACH col IN ARRAY datacore.rag_template_columns(p.template) LOOP
-			CONTINUE WHEN col = 'chunk';
+			CONTINUE WHEN col = 'chunk' OR p.s3_bucket IS NOT NULL AND col IN ('bucket', 'key');
+			IF p.s3_bucket IS NOT NULL THEN
+				RAISE EXCEPTION 'template of an S3 pipeline names "%"', col
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'A template of S3 documents can use $chunk, $bucket and $key.';
+			END IF;
 			PERFORM datacore.rag_column_type(p.source, col, 'template');
 		END LOOP;
 	END IF;
@@ -306,6 +324,8 @@ BEGIN
 
 	FOR srv IN SELECT * FROM (VALUES (p.ollama_server, 'datacore_ollama', 'url ''http://127.0.0.1:11434'''),
 									 (p.qdrant_server, 'datacore_qdrant', 'url ''http://127.0.0.1:6333''')) v(server, wrapper, example)
+				   UNION ALL
+				   SELECT p.s3_server, 'datacore_s3', 'url ''http://127.0.0.1:9000'', region ''us-east-1''' WHERE p.s3_bucket IS NOT NULL
 	LOOP
 		IF srv.server IS NULL THEN
 			RAISE EXCEPTION 'server name must not be null'
@@ -539,6 +559,8 @@ BEGIN
 	 WHERE r.name = p.name;
 	DELETE FROM datacore.rag_errors e WHERE e.pipeline = p.name;
 	DELETE FROM datacore.rag_queue q WHERE q.pipeline = p.name;
+	-- S3 documents: every object is fetched again
+	UPDATE datacore.rag_rows r SET etag = NULL WHERE r.pipeline = p.name AND r.etag IS NOT NULL;
 	-- without a watermark, everything is sent again by queueing it
 	IF p.capture = 'trigger' THEN
 		PERFORM datacore.rag_enqueue_existing(p.name);
@@ -600,6 +622,9 @@ BEGIN
 	-- call then starts from the watermark the first one left
 	p := datacore.rag_get(rag_sync.name, true);
 	PERFORM datacore.rag_check(p);
+	IF p.s3_bucket IS NOT NULL THEN
+		RETURN datacore.rag_sync_s3(p, max_batches);
+	END IF;
 	id_type := datacore.rag_column_type(p.source, p.id_column, 'id');
 
 	IF cardinality(p.payload_columns) = 0 THEN
@@ -715,30 +740,58 @@ END $$;
 COMMENT ON FUNCTION rag_search(text, text, integer, jsonb)
 	IS 'the k rows of a pipeline nearest to a query text, best first (payload has "id" and "text")';
 
-CREATE FUNCTION rag_answer(name text, question text, k integer DEFAULT 5, model text DEFAULT NULL)
+/*
+ * rag_answer: embed the question, take the k nearest chunks (filter: a
+ * Qdrant payload filter), number them into "Context:\n[1] …\n\nQ: …" while
+ * the passages fit in max_context_chars characters (the first one is cut to
+ * fit if it alone does not), and have the model answer from them.  Returns
+ * {answer, model, sources: [{id, score, row_id, chunk, key}], prompt_chars,
+ * eval_count}; sources lists the passages in the prompt, in their numbers'
+ * order (chunk only for chunked pipelines, key only when the payload has
+ * one, as an S3 document's does).
+ */
+CREATE FUNCTION rag_answer(name text, question text, k integer DEFAULT 5, model text DEFAULT NULL,
+						   filter jsonb DEFAULT NULL, max_context_chars integer DEFAULT 8000)
 	RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p datacore.rag_pipelines := datacore.rag_get(rag_answer.name);
 	sources jsonb;
 	context text;
+	prompt text;
 	reply jsonb;
 BEGIN
 	IF question IS NULL THEN
 		RETURN NULL;
 	END IF;
-	SELECT jsonb_agg(jsonb_build_object('id', s.id, 'score', s.score) ORDER BY s.ord),
-		   string_agg(format('[%s] %s', s.ord, s.payload->>'text'), E'\n\n' ORDER BY s.ord)
+	IF max_context_chars IS NULL OR max_context_chars < 1 THEN
+		RAISE EXCEPTION 'max_context_chars must be at least 1'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- passages in order while they fit: [n] text, separated by blank lines
+	WITH s AS (
+		SELECT s.id, s.score, s.payload, s.ord,
+			   format('[%s] %s', s.ord, s.payload->>'text') AS passage
+		  FROM datacore.rag_search(p.name, question, k, filter) WITH ORDINALITY s(id, score, payload, ord)),
+	f AS (
+		SELECT s.*, sum(length(s.passage) + 2) OVER (ORDER BY s.ord) - 2 AS upto FROM s)
+	SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+				'id', f.id, 'score', f.score, 'row_id', f.payload->'id',
+				'chunk', f.payload->'chunk', 'key', f.payload->'key')) ORDER BY f.ord),
+		   string_agg(CASE WHEN f.upto > max_context_chars THEN left(f.passage, max_context_chars)
+						   ELSE f.passage END, E'\n\n' ORDER BY f.ord)
 	  INTO sources, context
-	  FROM datacore.rag_search(p.name, question, k) WITH ORDINALITY s(id, score, payload, ord);
+	  FROM f
+	 WHERE f.upto <= max_context_chars OR f.ord = 1;
+	prompt := format(E'Context:\n%s\n\nQ: %s', coalesce(context, '(no passages found)'), question);
 	reply := datacore.ollama_generate_json(
-		format(E'Context:\n%s\n\nQuestion: %s', coalesce(context, '(no passages found)'), question),
-		rag_answer.model,
+		prompt, rag_answer.model,
 		'Answer the question using only the numbered context passages, citing them like [1]. '
 		'If they do not contain the answer, say that you do not know.',
 		NULL, NULL, p.ollama_server);
 	RETURN jsonb_build_object('answer', reply->>'response', 'model', reply->>'model',
-							  'sources', coalesce(sources, '[]'::jsonb));
+							  'sources', coalesce(sources, '[]'::jsonb),
+							  'prompt_chars', length(prompt), 'eval_count', reply->'eval_count');
 END $$;
-COMMENT ON FUNCTION rag_answer(text, text, integer, text)
-	IS 'answer a question from the k nearest rows of a pipeline: {answer, model, sources: [{id, score}]}';
+COMMENT ON FUNCTION rag_answer(text, text, integer, text, jsonb, integer)
+	IS 'answer a question from the k nearest chunks of a pipeline: {answer, model, sources, prompt_chars, eval_count}';

@@ -36,6 +36,7 @@ command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y
 bench_install
 
 work=$(mktemp -d)
+chmod 755 "$work"   # nginx workers run as www-data
 nginx_pid=
 cleanup() {
 	[[ -n $nginx_pid ]] && kill "$nginx_pid" 2>/dev/null || true
@@ -45,15 +46,17 @@ cleanup() {
 trap cleanup EXIT
 
 # canned replies: B and 1 unit vectors of DIM dimensions
+mkdir -p "$work/logs" "$work/b/api" "$work/1/api"
+chmod -R a+rX "$work"
 python3 - "$work" "$B" "$DIM" <<'PY'
 import json, math, sys
 work, b, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 v = [round(1 / math.sqrt(dim), 6)] * dim
 for n, name in ((b, 'b'), (1, '1')):
-    with open(f'{work}/{name}.json', 'w') as f:
+    with open(f'{work}/{name}/api/embed', 'w') as f:
         json.dump({"model": "nomic-embed-text", "embeddings": [v] * n, "prompt_eval_count": n}, f)
 PY
-mkdir -p "$work/logs"
+chmod -R a+rX "$work"
 cat > "$work/nginx.conf" <<CONF
 daemon off;
 worker_processes 2;
@@ -67,13 +70,11 @@ http {
 	keepalive_requests 100000;
 	server {
 		listen 127.0.0.1:$PORT_B;
-		location = /api/embed { error_page 405 =200 /b.json; }
-		location = /b.json { internal; root $work; default_type application/json; }
+		location = /api/embed { root $work/b; default_type application/json; error_page 405 =200 \$uri; }
 	}
 	server {
 		listen 127.0.0.1:$PORT_1;
-		location = /api/embed { error_page 405 =200 /1.json; }
-		location = /1.json { internal; root $work; default_type application/json; }
+		location = /api/embed { root $work/1; default_type application/json; error_page 405 =200 \$uri; }
 	}
 }
 CONF
