@@ -127,6 +127,8 @@ ALTER TABLE rag_pipelines ALTER COLUMN updated_column DROP NOT NULL, ALTER COLUM
 	ADD COLUMN s3_bucket text,
 	ADD COLUMN s3_prefix text,
 	ADD COLUMN s3_server name,
+	ADD COLUMN parent text,
+	ADD COLUMN retired_collection text,
 	ADD CONSTRAINT rag_pipelines_chunker_check CHECK (chunker IN ('none', 'character', 'recursive')),
 	ADD CONSTRAINT rag_pipelines_chunk_size_check CHECK (CASE WHEN chunker = 'none' THEN chunk_size IS NULL AND chunk_overlap = 0 ELSE chunk_size BETWEEN 1 AND 1000000 AND chunk_overlap >= 0 AND chunk_overlap < chunk_size END),
 	ADD CONSTRAINT rag_pipelines_capture_check CHECK (capture = 'trigger' OR capture = 'watermark' AND updated_column IS NOT NULL OR capture = 'etag' AND s3_bucket IS NOT NULL),
@@ -144,6 +146,8 @@ COMMENT ON COLUMN rag_pipelines.last_sync_seconds IS 'duration of the last succe
 COMMENT ON COLUMN rag_pipelines.s3_bucket IS 'for a pipeline of S3 documents (rag_create_s3): the bucket; source is then NULL';
 COMMENT ON COLUMN rag_pipelines.s3_prefix IS 'for a pipeline of S3 documents: the key prefix';
 COMMENT ON COLUMN rag_pipelines.s3_server IS 'for a pipeline of S3 documents: the datacore_s3 server';
+COMMENT ON COLUMN rag_pipelines.parent IS 'set on the rebuild of a pipeline under a new model (rag_change_model): the pipeline it replaces';
+COMMENT ON COLUMN rag_pipelines.retired_collection IS 'collection replaced by a model change, dropped by the next rag_sync';
 DROP FUNCTION rag_create(text, regclass, name, name, name, text, name[], text, integer, name, name);
 -- RAG pipelines, continued: chunking, the per-row state of a pipeline
 -- (rag_rows), the change queue (rag_queue), rows the model refused
@@ -364,7 +368,7 @@ BEGIN
 	END IF;
 	SELECT array_agg(r.ord ORDER BY r.ord, c.n),
 		   array_agg(CASE WHEN p.chunker = 'none' THEN r.id
-						  ELSE to_jsonb(datacore.rag_point_id(p.name, r.id #>> '{}', c.n)) END
+						  ELSE to_jsonb(datacore.rag_point_id(coalesce(p.parent, p.name), r.id #>> '{}', c.n)) END
 					 ORDER BY r.ord, c.n),
 		   array_agg(CASE WHEN p.template IS NULL THEN c.chunk
 						  ELSE datacore.rag_format(p.template, c.chunk, r.vars) END
@@ -482,7 +486,7 @@ BEGIN
 		SELECT s.row_id AS d FROM unnest(s_ids, s_chunks) s(row_id, chunks)
 		 WHERE p.chunker = 'none' AND s.chunks = 0
 		UNION ALL
-		SELECT datacore.rag_point_id(p.name, s.row_id, g)::text
+		SELECT datacore.rag_point_id(coalesce(p.parent, p.name), s.row_id, g)::text
 		  FROM unnest(s_ids, s_chunks) s(row_id, chunks)
 		  JOIN datacore.rag_rows r ON r.pipeline = p.name AND r.row_id = s.row_id
 		 CROSS JOIN generate_series(s.chunks + 1, r.chunks) g
@@ -527,17 +531,20 @@ CREATE FUNCTION rag_capture() RETURNS trigger
 DECLARE
 	p datacore.rag_pipelines;
 	cmp text;
-	ins text := 'INSERT INTO datacore.rag_queue AS q (pipeline, row_id) SELECT DISTINCT $1, x.id FROM (%s) x WHERE x.id IS NOT NULL '
-				'ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued';
+	-- $1: the pipeline and its rebuilds (rag_change_model)
+	ins text := 'INSERT INTO datacore.rag_queue AS q (pipeline, row_id) SELECT DISTINCT n, x.id FROM (%s) x, unnest($1) n '
+				'WHERE x.id IS NOT NULL ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued';
+	names text[];
 BEGIN
 	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = TG_ARGV[0];
-	IF NOT FOUND OR p.capture <> 'trigger' OR p.source <> TG_RELID THEN
+	IF NOT FOUND OR p.capture <> 'trigger' OR p.source <> TG_RELID OR p.parent IS NOT NULL THEN
 		RETURN NULL;
 	END IF;
+	names := ARRAY[p.name] || ARRAY(SELECT r.name FROM datacore.rag_pipelines r WHERE r.parent = p.name);
 	IF TG_OP = 'INSERT' THEN
-		EXECUTE format(ins, format('SELECT n.%I::text AS id FROM rag_new n', p.id_column)) USING p.name;
+		EXECUTE format(ins, format('SELECT n.%I::text AS id FROM rag_new n', p.id_column)) USING names;
 	ELSIF TG_OP = 'DELETE' THEN
-		EXECUTE format(ins, format('SELECT o.%I::text AS id FROM rag_old o', p.id_column)) USING p.name;
+		EXECUTE format(ins, format('SELECT o.%I::text AS id FROM rag_old o', p.id_column)) USING names;
 	ELSIF TG_OP = 'UPDATE' THEN
 		SELECT string_agg(format('o.%1$I::text IS NOT DISTINCT FROM n.%1$I::text', c), ' AND ')
 		  INTO cmp
@@ -548,10 +555,10 @@ BEGIN
 			'SELECT n.%1$I::text AS id FROM rag_new n WHERE NOT EXISTS '
 			'(SELECT FROM rag_old o WHERE o.%1$I = n.%1$I AND %2$s) '
 			'UNION ALL SELECT o.%1$I::text FROM rag_old o WHERE NOT EXISTS '
-			'(SELECT FROM rag_new n WHERE n.%1$I = o.%1$I)', p.id_column, cmp)) USING p.name;
+			'(SELECT FROM rag_new n WHERE n.%1$I = o.%1$I)', p.id_column, cmp)) USING names;
 	ELSE
 		INSERT INTO datacore.rag_queue AS q (pipeline, row_id)
-			SELECT r.pipeline, r.row_id FROM datacore.rag_rows r WHERE r.pipeline = p.name
+			SELECT r.pipeline, r.row_id FROM datacore.rag_rows r WHERE r.pipeline = ANY (names)
 			ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued;
 	END IF;
 	RETURN NULL;
@@ -683,23 +690,8 @@ CREATE FUNCTION rag_create_s3(name text, bucket text, prefix text, collection te
 DECLARE
 	p datacore.rag_pipelines;
 BEGIN
-	IF rag_create_s3.name IS NULL OR rag_create_s3.name = '' OR octet_length(rag_create_s3.name) > 48 THEN
-		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create_s3.name), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
-	END IF;
-	IF rag_create_s3.collection IS NULL OR rag_create_s3.collection = '' THEN
-		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create_s3.batch_size IS NULL OR rag_create_s3.batch_size NOT BETWEEN 1 AND 10000 THEN
-		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create_s3.model = '' THEN
-		RAISE EXCEPTION 'model must not be an empty string'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
-	END IF;
+	PERFORM datacore.rag_create_check(rag_create_s3.name, rag_create_s3.collection, rag_create_s3.batch_size,
+									  rag_create_s3.model);
 	p.name := rag_create_s3.name;
 	p.id_column := 'key';
 	p.text_column := 'text';
@@ -814,6 +806,110 @@ BEGIN
 	RETURN total;
 END $$;
 COMMENT ON FUNCTION rag_sync_s3(rag_pipelines, integer) IS 'rag_sync of a pipeline of S3 documents (internal)';
+
+/*
+ * rag_change_model: rebuild a pipeline's collection under another embedding
+ * model without interrupting searches.  A second catalog row, the rebuild
+ * (name "next~<hash>", parent = the pipeline), embeds every row into
+ * new_collection with new_model as part of each rag_sync of the pipeline
+ * (rag_rebuild), while rag_search and rag_answer keep using the old
+ * collection.  Once the rebuild has nothing pending, the same sync switches
+ * the pipeline to the new model and collection in one catalog update, and the
+ * next sync drops the old collection.  Calling it again replaces a rebuild
+ * under way.
+ */
+CREATE FUNCTION rag_change_model(name text, new_model text, new_collection text DEFAULT NULL)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_change_model.name, true);
+	s datacore.rag_pipelines;
+	old record;
+BEGIN
+	IF p.parent IS NOT NULL THEN
+		RAISE EXCEPTION 'rag pipeline "%" is the rebuild of pipeline "%"', p.name, p.parent
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = format('Change the model of "%s" instead.', p.parent);
+	END IF;
+	IF new_model IS NULL OR new_model = '' THEN
+		RAISE EXCEPTION 'new_model must be a non-empty string'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	s := p;
+	s.name := 'next~' || left(md5(p.name), 24);
+	s.parent := p.name;
+	s.model := new_model;
+	s.collection := coalesce(new_collection,
+							 left(p.collection || '__' || regexp_replace(new_model, '[^A-Za-z0-9_-]+', '_', 'g'), 255));
+	IF s.collection = p.collection OR s.collection = '' THEN
+		RAISE EXCEPTION 'the new collection must differ from the current one'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The pipeline uses collection "%s".', p.collection);
+	END IF;
+	s.dimension := NULL;
+	s.last_updated := NULL;
+	s.last_id := NULL;
+	s.rows_synced := 0;
+	s.last_run := NULL;
+	s.last_sync_start := NULL;
+	s.last_sync_rows := NULL;
+	s.last_sync_seconds := NULL;
+	s.retired_collection := NULL;
+	s.created := now();
+	PERFORM datacore.rag_check(s);
+	FOR old IN SELECT r.name, r.collection FROM datacore.rag_pipelines r WHERE r.parent = p.name LOOP
+		PERFORM datacore.qdrant_drop_collection(old.collection, true, p.qdrant_server);
+		DELETE FROM datacore.rag_pipelines r WHERE r.name = old.name;
+	END LOOP;
+	-- a collection left from an earlier attempt would hold stale points
+	PERFORM datacore.qdrant_drop_collection(s.collection, true, s.qdrant_server);
+	INSERT INTO datacore.rag_pipelines SELECT s.*;
+	IF s.capture = 'trigger' THEN
+		PERFORM datacore.rag_enqueue_existing(s.name);
+	END IF;
+	RETURN s.collection;
+END $$;
+COMMENT ON FUNCTION rag_change_model(text, text, text)
+	IS 'rebuild a pipeline''s collection with another embedding model during its syncs, then switch to it; returns the new collection';
+
+/*
+ * rag_rebuild: the part of rag_sync(p) that advances a rebuild of p under
+ * way and switches p to it once nothing is pending.  Returns the rows the
+ * rebuild sent.
+ */
+CREATE FUNCTION rag_rebuild(p rag_pipelines, max_batches integer) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s datacore.rag_pipelines;
+	sent bigint;
+BEGIN
+	IF p.parent IS NOT NULL THEN
+		RETURN 0;
+	END IF;
+	SELECT * INTO s FROM datacore.rag_pipelines r WHERE r.parent = p.name;
+	IF NOT FOUND THEN
+		RETURN 0;
+	END IF;
+	sent := datacore.rag_sync(s.name, max_batches);
+	IF datacore.rag_pending(s.name) > 0 THEN
+		RETURN sent;
+	END IF;
+	SELECT * INTO s FROM datacore.rag_pipelines r WHERE r.name = s.name;
+	-- the switch: searches use the new collection from this commit on
+	DELETE FROM datacore.rag_rows r WHERE r.pipeline = p.name;
+	DELETE FROM datacore.rag_errors e WHERE e.pipeline = p.name;
+	UPDATE datacore.rag_rows r SET pipeline = p.name WHERE r.pipeline = s.name;
+	UPDATE datacore.rag_errors e SET pipeline = p.name WHERE e.pipeline = s.name;
+	UPDATE datacore.rag_pipelines r
+	   SET model = s.model, collection = s.collection, dimension = s.dimension,
+		   last_updated = s.last_updated, last_id = s.last_id,
+		   retired_collection = p.collection
+	 WHERE r.name = p.name;
+	DELETE FROM datacore.rag_pipelines r WHERE r.name = s.name;
+	RETURN sent;
+END $$;
+COMMENT ON FUNCTION rag_rebuild(rag_pipelines, integer)
+	IS 'advance a model change of a RAG pipeline and switch to it when complete (internal, called by rag_sync)';
 
 -- Rows of a pipeline that the next sync would send, counted exactly: the
 -- queue, plus for a watermark pipeline the rows after the watermark that are
@@ -1050,6 +1146,30 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION rag_check(rag_pipelines) IS 'validate a RAG pipeline''s source, columns and servers (internal)';
 
+CREATE FUNCTION rag_create_check(name text, collection text, batch_size integer, model text)
+	RETURNS void
+	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF rag_create_check.name IS NULL OR rag_create_check.name = '' OR octet_length(rag_create_check.name) > 48 THEN
+		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create_check.name), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
+	END IF;
+	IF rag_create_check.collection IS NULL OR rag_create_check.collection = '' THEN
+		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_check.batch_size IS NULL OR rag_create_check.batch_size NOT BETWEEN 1 AND 10000 THEN
+		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_check.model = '' THEN
+		RAISE EXCEPTION 'model must not be an empty string'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
+	END IF;
+END $$;
+COMMENT ON FUNCTION rag_create_check(text, text, integer, text) IS 'validate the name, collection, batch size and model of a new RAG pipeline (internal)';
+
 CREATE FUNCTION rag_create(name text, source regclass, id_column name, text_column name,
 		updated_column name, collection text, payload_columns name[] DEFAULT '{}',
 		model text DEFAULT NULL, batch_size integer DEFAULT 64,
@@ -1062,25 +1182,10 @@ CREATE FUNCTION rag_create(name text, source regclass, id_column name, text_colu
 DECLARE
 	p datacore.rag_pipelines;
 BEGIN
-	IF rag_create.name IS NULL OR rag_create.name = '' OR octet_length(rag_create.name) > 48 THEN
-		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create.name), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
-	END IF;
+	PERFORM datacore.rag_create_check(rag_create.name, rag_create.collection, rag_create.batch_size,
+									  rag_create.model);
 	IF rag_create.source IS NULL THEN
 		RAISE EXCEPTION 'source must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF rag_create.collection IS NULL OR rag_create.collection = '' THEN
-		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create.batch_size IS NULL OR rag_create.batch_size NOT BETWEEN 1 AND 10000 THEN
-		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create.model = '' THEN
-		RAISE EXCEPTION 'model must not be an empty string'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
 	END IF;
 
 	p.name := rag_create.name;
@@ -1126,7 +1231,13 @@ CREATE OR REPLACE FUNCTION rag_drop(name text, drop_collection boolean DEFAULT f
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p datacore.rag_pipelines := datacore.rag_get(rag_drop.name, true);
+	s record;
 BEGIN
+	-- a rebuild under way goes too, with its unfinished collection
+	FOR s IN SELECT r.name, r.collection FROM datacore.rag_pipelines r WHERE r.parent = p.name LOOP
+		PERFORM datacore.qdrant_drop_collection(s.collection, true, p.qdrant_server);
+		DELETE FROM datacore.rag_pipelines r WHERE r.name = s.name;
+	END LOOP;
 	IF drop_collection THEN
 		PERFORM datacore.qdrant_drop_collection(p.collection, true, p.qdrant_server);
 	END IF;
@@ -1208,8 +1319,14 @@ BEGIN
 	-- call then starts from the watermark the first one left
 	p := datacore.rag_get(rag_sync.name, true);
 	PERFORM datacore.rag_check(p);
+	-- the collection a model change replaced: the switch has committed
+	IF p.retired_collection IS NOT NULL THEN
+		PERFORM datacore.qdrant_drop_collection(p.retired_collection, true, p.qdrant_server);
+		UPDATE datacore.rag_pipelines r SET retired_collection = NULL WHERE r.name = p.name;
+	END IF;
 	IF p.s3_bucket IS NOT NULL THEN
-		RETURN datacore.rag_sync_s3(p, max_batches);
+		total := datacore.rag_sync_s3(p, max_batches);
+		RETURN total + datacore.rag_rebuild(p, max_batches);
 	END IF;
 	id_type := datacore.rag_column_type(p.source, p.id_column, 'id');
 
@@ -1298,7 +1415,7 @@ BEGIN
 		   last_sync_seconds = extract(epoch FROM clock_timestamp() - started),
 		   rows_synced = r.rows_synced + total
 	 WHERE r.name = p.name;
-	RETURN total;
+	RETURN total + datacore.rag_rebuild(p, max_batches);
 END $$;
 COMMENT ON FUNCTION rag_sync(text, integer)
 	IS 'embed the queued rows and the rows changed since the watermark into the pipeline''s Qdrant collection; returns rows sent';

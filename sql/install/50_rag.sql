@@ -44,6 +44,8 @@ CREATE TABLE rag_pipelines (
 	s3_bucket text,
 	s3_prefix text,
 	s3_server name,
+	parent text,
+	retired_collection text,
 	CONSTRAINT rag_pipelines_chunker_check
 		CHECK (chunker IN ('none', 'character', 'recursive')),
 	CONSTRAINT rag_pipelines_chunk_size_check
@@ -76,6 +78,8 @@ COMMENT ON COLUMN rag_pipelines.last_sync_seconds IS 'duration of the last succe
 COMMENT ON COLUMN rag_pipelines.s3_bucket IS 'for a pipeline of S3 documents (rag_create_s3): the bucket; source is then NULL';
 COMMENT ON COLUMN rag_pipelines.s3_prefix IS 'for a pipeline of S3 documents: the key prefix';
 COMMENT ON COLUMN rag_pipelines.s3_server IS 'for a pipeline of S3 documents: the datacore_s3 server';
+COMMENT ON COLUMN rag_pipelines.parent IS 'set on the rebuild of a pipeline under a new model (rag_change_model): the pipeline it replaces';
+COMMENT ON COLUMN rag_pipelines.retired_collection IS 'collection replaced by a model change, dropped by the next rag_sync';
 
 -- pg_dump keeps the pipelines a user created (extension tables are skipped
 -- otherwise).
@@ -351,6 +355,33 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION rag_check(rag_pipelines) IS 'validate a RAG pipeline''s source, columns and servers (internal)';
 
+-- The checks of rag_create's and rag_create_s3's own arguments that come
+-- before the pipeline row is checked (rag_check): a valid name, collection,
+-- batch size and model.
+CREATE FUNCTION rag_create_check(name text, collection text, batch_size integer, model text)
+	RETURNS void
+	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF rag_create_check.name IS NULL OR rag_create_check.name = '' OR octet_length(rag_create_check.name) > 48 THEN
+		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create_check.name), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
+	END IF;
+	IF rag_create_check.collection IS NULL OR rag_create_check.collection = '' THEN
+		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_check.batch_size IS NULL OR rag_create_check.batch_size NOT BETWEEN 1 AND 10000 THEN
+		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_check.model = '' THEN
+		RAISE EXCEPTION 'model must not be an empty string'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
+	END IF;
+END $$;
+COMMENT ON FUNCTION rag_create_check(text, text, integer, text) IS 'validate the name, collection, batch size and model of a new RAG pipeline (internal)';
+
 CREATE FUNCTION rag_create(name text, source regclass, id_column name, text_column name,
 		updated_column name, collection text, payload_columns name[] DEFAULT '{}',
 		model text DEFAULT NULL, batch_size integer DEFAULT 64,
@@ -363,25 +394,10 @@ CREATE FUNCTION rag_create(name text, source regclass, id_column name, text_colu
 DECLARE
 	p datacore.rag_pipelines;
 BEGIN
-	IF rag_create.name IS NULL OR rag_create.name = '' OR octet_length(rag_create.name) > 48 THEN
-		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create.name), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
-	END IF;
+	PERFORM datacore.rag_create_check(rag_create.name, rag_create.collection, rag_create.batch_size,
+									  rag_create.model);
 	IF rag_create.source IS NULL THEN
 		RAISE EXCEPTION 'source must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF rag_create.collection IS NULL OR rag_create.collection = '' THEN
-		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create.batch_size IS NULL OR rag_create.batch_size NOT BETWEEN 1 AND 10000 THEN
-		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create.model = '' THEN
-		RAISE EXCEPTION 'model must not be an empty string'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
 	END IF;
 
 	p.name := rag_create.name;
@@ -526,7 +542,13 @@ CREATE FUNCTION rag_drop(name text, drop_collection boolean DEFAULT false) RETUR
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p datacore.rag_pipelines := datacore.rag_get(rag_drop.name, true);
+	s record;
 BEGIN
+	-- a rebuild under way goes too, with its unfinished collection
+	FOR s IN SELECT r.name, r.collection FROM datacore.rag_pipelines r WHERE r.parent = p.name LOOP
+		PERFORM datacore.qdrant_drop_collection(s.collection, true, p.qdrant_server);
+		DELETE FROM datacore.rag_pipelines r WHERE r.name = s.name;
+	END LOOP;
 	IF drop_collection THEN
 		PERFORM datacore.qdrant_drop_collection(p.collection, true, p.qdrant_server);
 	END IF;
@@ -622,8 +644,14 @@ BEGIN
 	-- call then starts from the watermark the first one left
 	p := datacore.rag_get(rag_sync.name, true);
 	PERFORM datacore.rag_check(p);
+	-- the collection a model change replaced: the switch has committed
+	IF p.retired_collection IS NOT NULL THEN
+		PERFORM datacore.qdrant_drop_collection(p.retired_collection, true, p.qdrant_server);
+		UPDATE datacore.rag_pipelines r SET retired_collection = NULL WHERE r.name = p.name;
+	END IF;
 	IF p.s3_bucket IS NOT NULL THEN
-		RETURN datacore.rag_sync_s3(p, max_batches);
+		total := datacore.rag_sync_s3(p, max_batches);
+		RETURN total + datacore.rag_rebuild(p, max_batches);
 	END IF;
 	id_type := datacore.rag_column_type(p.source, p.id_column, 'id');
 
@@ -712,7 +740,7 @@ BEGIN
 		   last_sync_seconds = extract(epoch FROM clock_timestamp() - started),
 		   rows_synced = r.rows_synced + total
 	 WHERE r.name = p.name;
-	RETURN total;
+	RETURN total + datacore.rag_rebuild(p, max_batches);
 END $$;
 COMMENT ON FUNCTION rag_sync(text, integer)
 	IS 'embed the queued rows and the rows changed since the watermark into the pipeline''s Qdrant collection; returns rows sent';

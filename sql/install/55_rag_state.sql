@@ -217,7 +217,7 @@ BEGIN
 	END IF;
 	SELECT array_agg(r.ord ORDER BY r.ord, c.n),
 		   array_agg(CASE WHEN p.chunker = 'none' THEN r.id
-						  ELSE to_jsonb(datacore.rag_point_id(p.name, r.id #>> '{}', c.n)) END
+						  ELSE to_jsonb(datacore.rag_point_id(coalesce(p.parent, p.name), r.id #>> '{}', c.n)) END
 					 ORDER BY r.ord, c.n),
 		   array_agg(CASE WHEN p.template IS NULL THEN c.chunk
 						  ELSE datacore.rag_format(p.template, c.chunk, r.vars) END
@@ -335,7 +335,7 @@ BEGIN
 		SELECT s.row_id AS d FROM unnest(s_ids, s_chunks) s(row_id, chunks)
 		 WHERE p.chunker = 'none' AND s.chunks = 0
 		UNION ALL
-		SELECT datacore.rag_point_id(p.name, s.row_id, g)::text
+		SELECT datacore.rag_point_id(coalesce(p.parent, p.name), s.row_id, g)::text
 		  FROM unnest(s_ids, s_chunks) s(row_id, chunks)
 		  JOIN datacore.rag_rows r ON r.pipeline = p.name AND r.row_id = s.row_id
 		 CROSS JOIN generate_series(s.chunks + 1, r.chunks) g
@@ -380,17 +380,20 @@ CREATE FUNCTION rag_capture() RETURNS trigger
 DECLARE
 	p datacore.rag_pipelines;
 	cmp text;
-	ins text := 'INSERT INTO datacore.rag_queue AS q (pipeline, row_id) SELECT DISTINCT $1, x.id FROM (%s) x WHERE x.id IS NOT NULL '
-				'ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued';
+	-- $1: the pipeline and its rebuilds (rag_change_model)
+	ins text := 'INSERT INTO datacore.rag_queue AS q (pipeline, row_id) SELECT DISTINCT n, x.id FROM (%s) x, unnest($1) n '
+				'WHERE x.id IS NOT NULL ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued';
+	names text[];
 BEGIN
 	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = TG_ARGV[0];
-	IF NOT FOUND OR p.capture <> 'trigger' OR p.source <> TG_RELID THEN
+	IF NOT FOUND OR p.capture <> 'trigger' OR p.source <> TG_RELID OR p.parent IS NOT NULL THEN
 		RETURN NULL;
 	END IF;
+	names := ARRAY[p.name] || ARRAY(SELECT r.name FROM datacore.rag_pipelines r WHERE r.parent = p.name);
 	IF TG_OP = 'INSERT' THEN
-		EXECUTE format(ins, format('SELECT n.%I::text AS id FROM rag_new n', p.id_column)) USING p.name;
+		EXECUTE format(ins, format('SELECT n.%I::text AS id FROM rag_new n', p.id_column)) USING names;
 	ELSIF TG_OP = 'DELETE' THEN
-		EXECUTE format(ins, format('SELECT o.%I::text AS id FROM rag_old o', p.id_column)) USING p.name;
+		EXECUTE format(ins, format('SELECT o.%I::text AS id FROM rag_old o', p.id_column)) USING names;
 	ELSIF TG_OP = 'UPDATE' THEN
 		SELECT string_agg(format('o.%1$I::text IS NOT DISTINCT FROM n.%1$I::text', c), ' AND ')
 		  INTO cmp
@@ -401,10 +404,10 @@ BEGIN
 			'SELECT n.%1$I::text AS id FROM rag_new n WHERE NOT EXISTS '
 			'(SELECT FROM rag_old o WHERE o.%1$I = n.%1$I AND %2$s) '
 			'UNION ALL SELECT o.%1$I::text FROM rag_old o WHERE NOT EXISTS '
-			'(SELECT FROM rag_new n WHERE n.%1$I = o.%1$I)', p.id_column, cmp)) USING p.name;
+			'(SELECT FROM rag_new n WHERE n.%1$I = o.%1$I)', p.id_column, cmp)) USING names;
 	ELSE
 		INSERT INTO datacore.rag_queue AS q (pipeline, row_id)
-			SELECT r.pipeline, r.row_id FROM datacore.rag_rows r WHERE r.pipeline = p.name
+			SELECT r.pipeline, r.row_id FROM datacore.rag_rows r WHERE r.pipeline = ANY (names)
 			ON CONFLICT (pipeline, row_id) DO UPDATE SET queued = excluded.queued;
 	END IF;
 	RETURN NULL;
@@ -536,23 +539,8 @@ CREATE FUNCTION rag_create_s3(name text, bucket text, prefix text, collection te
 DECLARE
 	p datacore.rag_pipelines;
 BEGIN
-	IF rag_create_s3.name IS NULL OR rag_create_s3.name = '' OR octet_length(rag_create_s3.name) > 48 THEN
-		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create_s3.name), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
-	END IF;
-	IF rag_create_s3.collection IS NULL OR rag_create_s3.collection = '' THEN
-		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create_s3.batch_size IS NULL OR rag_create_s3.batch_size NOT BETWEEN 1 AND 10000 THEN
-		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create_s3.model = '' THEN
-		RAISE EXCEPTION 'model must not be an empty string'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
-	END IF;
+	PERFORM datacore.rag_create_check(rag_create_s3.name, rag_create_s3.collection, rag_create_s3.batch_size,
+									  rag_create_s3.model);
 	p.name := rag_create_s3.name;
 	p.id_column := 'key';
 	p.text_column := 'text';
@@ -667,6 +655,110 @@ BEGIN
 	RETURN total;
 END $$;
 COMMENT ON FUNCTION rag_sync_s3(rag_pipelines, integer) IS 'rag_sync of a pipeline of S3 documents (internal)';
+
+/*
+ * rag_change_model: rebuild a pipeline's collection under another embedding
+ * model without interrupting searches.  A second catalog row, the rebuild
+ * (name "next~<hash>", parent = the pipeline), embeds every row into
+ * new_collection with new_model as part of each rag_sync of the pipeline
+ * (rag_rebuild), while rag_search and rag_answer keep using the old
+ * collection.  Once the rebuild has nothing pending, the same sync switches
+ * the pipeline to the new model and collection in one catalog update, and the
+ * next sync drops the old collection.  Calling it again replaces a rebuild
+ * under way.
+ */
+CREATE FUNCTION rag_change_model(name text, new_model text, new_collection text DEFAULT NULL)
+	RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines := datacore.rag_get(rag_change_model.name, true);
+	s datacore.rag_pipelines;
+	old record;
+BEGIN
+	IF p.parent IS NOT NULL THEN
+		RAISE EXCEPTION 'rag pipeline "%" is the rebuild of pipeline "%"', p.name, p.parent
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = format('Change the model of "%s" instead.', p.parent);
+	END IF;
+	IF new_model IS NULL OR new_model = '' THEN
+		RAISE EXCEPTION 'new_model must be a non-empty string'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	s := p;
+	s.name := 'next~' || left(md5(p.name), 24);
+	s.parent := p.name;
+	s.model := new_model;
+	s.collection := coalesce(new_collection,
+							 left(p.collection || '__' || regexp_replace(new_model, '[^A-Za-z0-9_-]+', '_', 'g'), 255));
+	IF s.collection = p.collection OR s.collection = '' THEN
+		RAISE EXCEPTION 'the new collection must differ from the current one'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The pipeline uses collection "%s".', p.collection);
+	END IF;
+	s.dimension := NULL;
+	s.last_updated := NULL;
+	s.last_id := NULL;
+	s.rows_synced := 0;
+	s.last_run := NULL;
+	s.last_sync_start := NULL;
+	s.last_sync_rows := NULL;
+	s.last_sync_seconds := NULL;
+	s.retired_collection := NULL;
+	s.created := now();
+	PERFORM datacore.rag_check(s);
+	FOR old IN SELECT r.name, r.collection FROM datacore.rag_pipelines r WHERE r.parent = p.name LOOP
+		PERFORM datacore.qdrant_drop_collection(old.collection, true, p.qdrant_server);
+		DELETE FROM datacore.rag_pipelines r WHERE r.name = old.name;
+	END LOOP;
+	-- a collection left from an earlier attempt would hold stale points
+	PERFORM datacore.qdrant_drop_collection(s.collection, true, s.qdrant_server);
+	INSERT INTO datacore.rag_pipelines SELECT s.*;
+	IF s.capture = 'trigger' THEN
+		PERFORM datacore.rag_enqueue_existing(s.name);
+	END IF;
+	RETURN s.collection;
+END $$;
+COMMENT ON FUNCTION rag_change_model(text, text, text)
+	IS 'rebuild a pipeline''s collection with another embedding model during its syncs, then switch to it; returns the new collection';
+
+/*
+ * rag_rebuild: the part of rag_sync(p) that advances a rebuild of p under
+ * way and switches p to it once nothing is pending.  Returns the rows the
+ * rebuild sent.
+ */
+CREATE FUNCTION rag_rebuild(p rag_pipelines, max_batches integer) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s datacore.rag_pipelines;
+	sent bigint;
+BEGIN
+	IF p.parent IS NOT NULL THEN
+		RETURN 0;
+	END IF;
+	SELECT * INTO s FROM datacore.rag_pipelines r WHERE r.parent = p.name;
+	IF NOT FOUND THEN
+		RETURN 0;
+	END IF;
+	sent := datacore.rag_sync(s.name, max_batches);
+	IF datacore.rag_pending(s.name) > 0 THEN
+		RETURN sent;
+	END IF;
+	SELECT * INTO s FROM datacore.rag_pipelines r WHERE r.name = s.name;
+	-- the switch: searches use the new collection from this commit on
+	DELETE FROM datacore.rag_rows r WHERE r.pipeline = p.name;
+	DELETE FROM datacore.rag_errors e WHERE e.pipeline = p.name;
+	UPDATE datacore.rag_rows r SET pipeline = p.name WHERE r.pipeline = s.name;
+	UPDATE datacore.rag_errors e SET pipeline = p.name WHERE e.pipeline = s.name;
+	UPDATE datacore.rag_pipelines r
+	   SET model = s.model, collection = s.collection, dimension = s.dimension,
+		   last_updated = s.last_updated, last_id = s.last_id,
+		   retired_collection = p.collection
+	 WHERE r.name = p.name;
+	DELETE FROM datacore.rag_pipelines r WHERE r.name = s.name;
+	RETURN sent;
+END $$;
+COMMENT ON FUNCTION rag_rebuild(rag_pipelines, integer)
+	IS 'advance a model change of a RAG pipeline and switch to it when complete (internal, called by rag_sync)';
 
 -- Rows of a pipeline that the next sync would send, counted exactly: the
 -- queue, plus for a watermark pipeline the rows after the watermark that are
