@@ -103,6 +103,37 @@ SELECT count(*) AS visible_queue FROM datacore.rag_queue;
 RESET ROLE;
 SELECT row_id FROM datacore.rag_queue;
 
+-- the capture function runs with its owner's rights, so it must not run
+-- code of the pipeline's owner: a payload column of a composite type with a
+-- cast to text (that would run as a superuser) is not compared but queued
+CREATE ROLE regress_rag_evil;
+GRANT USAGE ON SCHEMA datacore TO regress_rag_evil;
+GRANT CREATE ON SCHEMA public TO regress_rag_evil;
+GRANT USAGE ON FOREIGN SERVER ollama, qdrant TO regress_rag_evil;
+SET ROLE regress_rag_evil;
+CREATE TABLE regress_evil_log (who name);
+CREATE TYPE regress_evil_t AS (v text);
+CREATE FUNCTION regress_evil_cast(regress_evil_t) RETURNS text LANGUAGE sql AS
+	'INSERT INTO regress_evil_log VALUES (current_user) RETURNING $1.v';
+CREATE CAST (regress_evil_t AS text) WITH FUNCTION regress_evil_cast(regress_evil_t);
+CREATE TABLE regress_evil (id int PRIMARY KEY, body text, tag regress_evil_t);
+SELECT datacore.rag_create('regress_evil', 'regress_evil', 'id', 'body', NULL, 'regress_rag_evil',
+						   payload_columns => '{tag}', capture => 'trigger');
+INSERT INTO regress_evil VALUES (1, 'x', ROW('a'));
+DELETE FROM datacore.rag_queue;
+UPDATE regress_evil SET tag = ROW('b');
+SELECT row_id FROM datacore.rag_queue;
+SELECT count(*) AS casts_run FROM regress_evil_log;
+SELECT datacore.rag_drop('regress_evil');
+DROP TABLE regress_evil, regress_evil_log;
+DROP CAST (regress_evil_t AS text);
+DROP FUNCTION regress_evil_cast(regress_evil_t);
+DROP TYPE regress_evil_t;
+RESET ROLE;
+REVOKE ALL ON SCHEMA datacore, public FROM regress_rag_evil;
+REVOKE ALL ON FOREIGN SERVER ollama, qdrant FROM regress_rag_evil;
+DROP ROLE regress_rag_evil;
+
 -- rag_drop removes the triggers
 SELECT datacore.rag_drop('regress_capture', drop_collection => true);
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'regress_notes'::regclass;

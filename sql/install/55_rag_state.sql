@@ -363,6 +363,23 @@ END $$;
 COMMENT ON FUNCTION rag_send(rag_pipelines, jsonb[], text[], jsonb[], jsonb[], text[])
 	IS 'embed, upsert and delete one batch of a RAG pipeline''s rows (internal, called by rag_sync)';
 
+-- Whether every named column of rel that exists has a built-in type: below
+-- FirstNormalObjectId, looking through domains and array elements.
+-- Built-in types have only built-in casts and operators.
+CREATE FUNCTION rag_builtin_types(rel regclass, cols name[]) RETURNS boolean
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
+	WITH RECURSIVE t(oid) AS (
+		SELECT a.atttypid FROM pg_attribute a
+		 WHERE a.attrelid = rel AND a.attname = ANY (cols) AND a.attnum > 0 AND NOT a.attisdropped
+		UNION
+		SELECT CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.typelem END
+		  FROM pg_type y JOIN t ON y.oid = t.oid
+		 WHERE y.typtype = 'd' OR y.typelem <> 0)
+	SELECT coalesce(bool_and(t.oid < 16384 OR y.typtype = 'd'), true)
+	  FROM t JOIN pg_type y ON y.oid = t.oid
+$f$;
+COMMENT ON FUNCTION rag_builtin_types(regclass, name[]) IS 'whether columns have built-in types only (internal)';
+
 /*
  * The capture trigger of a trigger pipeline (TG_ARGV[0] names it): queues
  * the ids of the rows a statement inserted, deleted or changed.  An update
@@ -390,6 +407,14 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	names := ARRAY[p.name] || ARRAY(SELECT r.name FROM datacore.rag_pipelines r WHERE r.parent = p.name);
+	-- A user-defined type can bring a user-defined cast or operator, which
+	-- would run here with this function's rights.  So ids are read only from
+	-- a column of a built-in type (through domains and arrays), and rows are
+	-- compared only on such columns; otherwise every updated row is queued.
+	IF NOT datacore.rag_builtin_types(p.source, ARRAY[p.id_column]) THEN
+		RAISE WARNING 'rag pipeline "%" queued nothing: its id column is not of a built-in type', p.name;
+		RETURN NULL;
+	END IF;
 	IF TG_OP = 'INSERT' THEN
 		EXECUTE format(ins, format('SELECT n.%I::text AS id FROM rag_new n', p.id_column)) USING names;
 	ELSIF TG_OP = 'DELETE' THEN
@@ -400,6 +425,10 @@ BEGIN
 		  FROM (SELECT p.text_column AS c
 				UNION SELECT unnest(p.payload_columns)
 				UNION SELECT u FROM unnest(datacore.rag_template_columns(p.template)) u WHERE u <> 'chunk') cols;
+		IF NOT datacore.rag_builtin_types(p.source, p.text_column || p.payload_columns
+											|| datacore.rag_template_columns(p.template)) THEN
+			cmp := 'false';
+		END IF;
 		EXECUTE format(ins, format(
 			'SELECT n.%1$I::text AS id FROM rag_new n WHERE NOT EXISTS '
 			'(SELECT FROM rag_old o WHERE o.%1$I = n.%1$I AND %2$s) '
