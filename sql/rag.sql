@@ -131,17 +131,18 @@ SELECT last_id, rows_synced FROM datacore.rag_pipelines;
 SELECT dc_test.fault('ollama', NULL);
 -- a failure in the second batch rolls back the first batch's watermark
 -- too, although that batch reached Qdrant; the next call sends it again
--- (an upsert by id replaces the point).  The text __nan__ makes the Ollama
--- stand-in answer with an invalid vector.
+-- (an upsert by id replaces the point).  The second embed request gets a
+-- 500, a failure that is not the rows' (a row the model refuses goes to
+-- rag_errors instead: rag_chunks.sql).
 INSERT INTO regress_docs
 SELECT i, 'late document ' || i, 'even', '2026-01-04 00:00:00+00'::timestamptz + i * interval '1 second'
   FROM generate_series(40, 45) i;
-UPDATE regress_docs SET body = '__nan__' WHERE id = 43;
 SELECT dc_test.clear_log('qdrant');
+SELECT dc_test.fault('ollama', '{"mode": "status", "status": 500, "after": 1, "times": 1, "path": "/api/embed"}');
 SELECT datacore.rag_sync('regress_docs');
 SELECT jsonb_path_query_array(l->'body', '$.points[*].id') AS ids FROM dc_test.log('qdrant') l;
 SELECT last_id, rows_synced FROM datacore.rag_pipelines;
-UPDATE regress_docs SET body = 'late document 43' WHERE id = 43;
+SELECT dc_test.fault('ollama', NULL);
 SELECT dc_test.clear_log('qdrant');
 SELECT datacore.rag_sync('regress_docs');
 SELECT jsonb_path_query_array(l->'body', '$.points[*].id') AS ids FROM dc_test.log('qdrant') l;

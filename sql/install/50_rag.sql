@@ -16,10 +16,10 @@ CREATE TABLE rag_pipelines (
 	name text PRIMARY KEY
 		CHECK (name <> '' AND octet_length(name) <= 48),
 	owner regrole NOT NULL DEFAULT pg_catalog.quote_ident(current_user)::regrole,
-	source regclass NOT NULL,
+	source regclass,
 	id_column name NOT NULL,
 	text_column name NOT NULL,
-	updated_column name NOT NULL,
+	updated_column name,
 	payload_columns name[] NOT NULL DEFAULT '{}',
 	collection text NOT NULL CHECK (collection <> ''),
 	model text,
@@ -31,7 +31,32 @@ CREATE TABLE rag_pipelines (
 	last_id text,
 	last_run timestamptz,
 	rows_synced bigint NOT NULL DEFAULT 0,
-	created timestamptz NOT NULL DEFAULT now()
+	created timestamptz NOT NULL DEFAULT now(),
+	chunker text NOT NULL DEFAULT 'none',
+	chunk_size integer,
+	chunk_overlap integer NOT NULL DEFAULT 0,
+	template text,
+	capture text NOT NULL DEFAULT 'watermark',
+	max_batch_chars integer,
+	last_sync_start timestamptz,
+	last_sync_rows bigint,
+	last_sync_seconds double precision,
+	s3_bucket text,
+	s3_prefix text,
+	s3_server name,
+	parent text,
+	retired_collection text,
+	CONSTRAINT rag_pipelines_chunker_check
+		CHECK (chunker IN ('none', 'character', 'recursive')),
+	CONSTRAINT rag_pipelines_chunk_size_check
+		CHECK (CASE WHEN chunker = 'none' THEN chunk_size IS NULL AND chunk_overlap = 0
+				ELSE chunk_size BETWEEN 1 AND 1000000 AND chunk_overlap >= 0 AND chunk_overlap < chunk_size END),
+	CONSTRAINT rag_pipelines_capture_check
+		CHECK (capture = 'trigger' OR capture = 'watermark' AND updated_column IS NOT NULL
+			   OR capture = 'etag' AND s3_bucket IS NOT NULL),
+	CONSTRAINT rag_pipelines_source_check
+		CHECK ((source IS NULL) = (s3_bucket IS NOT NULL) AND (s3_bucket IS NULL OR chunker <> 'none')),
+	CONSTRAINT rag_pipelines_max_batch_chars_check CHECK (max_batch_chars >= 1)
 );
 COMMENT ON TABLE rag_pipelines IS 'RAG pipelines: source table, columns, target collection and sync watermark';
 COMMENT ON COLUMN rag_pipelines.owner IS 'the role that created the pipeline; only it changes, syncs or schedules it';
@@ -41,6 +66,20 @@ COMMENT ON COLUMN rag_pipelines.last_updated IS 'watermark: updated_column of th
 COMMENT ON COLUMN rag_pipelines.last_id IS 'watermark: id_column of the last synced row';
 COMMENT ON COLUMN rag_pipelines.last_run IS 'end of the last successful rag_sync call';
 COMMENT ON COLUMN rag_pipelines.rows_synced IS 'rows sent to Qdrant (upserted or deleted) since creation or reset';
+COMMENT ON COLUMN rag_pipelines.chunker IS 'none (a row is one point), character or recursive';
+COMMENT ON COLUMN rag_pipelines.chunk_size IS 'maximum characters per chunk (not for chunker none)';
+COMMENT ON COLUMN rag_pipelines.chunk_overlap IS 'characters a chunk repeats from the end of the one before';
+COMMENT ON COLUMN rag_pipelines.template IS 'text embedded for each chunk, $chunk and $column replaced; NULL = the chunk';
+COMMENT ON COLUMN rag_pipelines.capture IS 'watermark (updated_column order) or trigger (rag_queue filled by triggers on the source)';
+COMMENT ON COLUMN rag_pipelines.max_batch_chars IS 'an embed request closes before its texts exceed this many characters; NULL = no limit';
+COMMENT ON COLUMN rag_pipelines.last_sync_start IS 'start of the last successful rag_sync call';
+COMMENT ON COLUMN rag_pipelines.last_sync_rows IS 'rows sent by the last successful rag_sync call';
+COMMENT ON COLUMN rag_pipelines.last_sync_seconds IS 'duration of the last successful rag_sync call';
+COMMENT ON COLUMN rag_pipelines.s3_bucket IS 'for a pipeline of S3 documents (rag_create_s3): the bucket; source is then NULL';
+COMMENT ON COLUMN rag_pipelines.s3_prefix IS 'for a pipeline of S3 documents: the key prefix';
+COMMENT ON COLUMN rag_pipelines.s3_server IS 'for a pipeline of S3 documents: the datacore_s3 server';
+COMMENT ON COLUMN rag_pipelines.parent IS 'set on the rebuild of a pipeline under a new model (rag_change_model): the pipeline it replaces';
+COMMENT ON COLUMN rag_pipelines.retired_collection IS 'collection replaced by a model change, dropped by the next rag_sync';
 
 -- pg_dump keeps the pipelines a user created (extension tables are skipped
 -- otherwise).
@@ -112,9 +151,11 @@ BEGIN
 	END IF;
 	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
 	-- read again under the lock: only a superuser changes an owner, but it
-	-- may have done so meanwhile
+	-- may have done so meanwhile.  NO KEY UPDATE: the lock must not wait for
+	-- writers whose capture triggers are queueing rows (their foreign key
+	-- checks hold KEY SHARE on the row until they commit).
 	IF FOUND AND for_update AND p.owner = me THEN
-		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR UPDATE;
+		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR NO KEY UPDATE;
 	END IF;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'rag pipeline "%" does not exist', pipeline
@@ -183,6 +224,9 @@ DECLARE
 	col name;
 	srv record;
 BEGIN
+	IF p.s3_bucket IS NOT NULL THEN
+		PERFORM datacore.rag_check_s3(p);
+	ELSE
 	SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = p.source;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'source relation of rag pipeline "%" does not exist', p.name
@@ -208,12 +252,60 @@ BEGIN
 			USING ERRCODE = 'datatype_mismatch',
 				  HINT = 'To embed other values or several columns, create a view with one text column and use it as the source.';
 	END IF;
-	t := datacore.rag_column_type(p.source, p.updated_column, 'updated');
-	IF t NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone', 'date',
-				 'smallint', 'integer', 'bigint', 'numeric') THEN
-		RAISE EXCEPTION 'updated column "%" has type %, not a timestamp, date or integer', p.updated_column, t
-			USING ERRCODE = 'datatype_mismatch',
-				  DETAIL = 'The updated column orders rows for incremental sync; it must grow whenever a row changes.';
+	IF p.capture IS DISTINCT FROM 'watermark' AND p.capture IS DISTINCT FROM 'trigger' THEN
+		RAISE EXCEPTION 'capture must be ''watermark'' or ''trigger'', not %', coalesce(quote_literal(p.capture), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF p.updated_column IS NULL AND p.capture = 'watermark' THEN
+		RAISE EXCEPTION 'updated column must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  DETAIL = 'A watermark pipeline finds changed rows by their updated column.',
+				  HINT = 'Pass capture => ''trigger'' to capture changes with triggers instead.';
+	END IF;
+	IF p.updated_column IS NOT NULL THEN
+		t := datacore.rag_column_type(p.source, p.updated_column, 'updated');
+		IF t NOT IN ('timestamp with time zone'::regtype, 'timestamp without time zone', 'date',
+					 'smallint', 'integer', 'bigint', 'numeric') THEN
+			RAISE EXCEPTION 'updated column "%" has type %, not a timestamp, date or integer', p.updated_column, t
+				USING ERRCODE = 'datatype_mismatch',
+					  DETAIL = 'The updated column orders rows for incremental sync; it must grow whenever a row changes.';
+		END IF;
+	END IF;
+	IF p.capture = 'trigger' AND kind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '% is not a table', p.source
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Trigger capture needs triggers on the source, which only tables have.',
+				  HINT = 'Use capture => ''watermark'' for views and foreign tables.';
+	END IF;
+	END IF;
+
+	-- raises on a bad chunker, size or overlap (nothing is chunked)
+	PERFORM datacore.rag_chunks(NULL, p.chunker, p.chunk_size, p.chunk_overlap);
+	IF p.chunker = 'none' AND (p.chunk_size IS NOT NULL OR p.chunk_overlap <> 0) THEN
+		RAISE EXCEPTION 'chunk_size and chunk_overlap need a chunker'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass chunker => ''recursive'' or ''character''.';
+	END IF;
+	IF p.max_batch_chars < 1 THEN
+		RAISE EXCEPTION 'max_batch_chars must be at least 1'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL for no limit.';
+	END IF;
+	IF p.template IS NOT NULL THEN
+		IF NOT 'chunk' = ANY (datacore.rag_template_columns(p.template)) THEN
+			RAISE EXCEPTION 'template must contain $chunk'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'The template is what gets embedded for each chunk, for example ''$title: $chunk''.';
+		END IF;
+		FOREACH col IN ARRAY datacore.rag_template_columns(p.template) LOOP
+			CONTINUE WHEN col = 'chunk' OR p.s3_bucket IS NOT NULL AND col IN ('bucket', 'key');
+			IF p.s3_bucket IS NOT NULL THEN
+				RAISE EXCEPTION 'template of an S3 pipeline names "%"', col
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'A template of S3 documents can use $chunk, $bucket and $key.';
+			END IF;
+			PERFORM datacore.rag_column_type(p.source, col, 'template');
+		END LOOP;
 	END IF;
 
 	IF array_position(p.payload_columns, NULL) IS NOT NULL THEN
@@ -236,6 +328,8 @@ BEGIN
 
 	FOR srv IN SELECT * FROM (VALUES (p.ollama_server, 'datacore_ollama', 'url ''http://127.0.0.1:11434'''),
 									 (p.qdrant_server, 'datacore_qdrant', 'url ''http://127.0.0.1:6333''')) v(server, wrapper, example)
+				   UNION ALL
+				   SELECT p.s3_server, 'datacore_s3', 'url ''http://127.0.0.1:9000'', region ''us-east-1''' WHERE p.s3_bucket IS NOT NULL
 	LOOP
 		IF srv.server IS NULL THEN
 			RAISE EXCEPTION 'server name must not be null'
@@ -261,34 +355,49 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION rag_check(rag_pipelines) IS 'validate a RAG pipeline''s source, columns and servers (internal)';
 
+-- The checks of rag_create's and rag_create_s3's own arguments that come
+-- before the pipeline row is checked (rag_check): a valid name, collection,
+-- batch size and model.
+CREATE FUNCTION rag_create_check(name text, collection text, batch_size integer, model text)
+	RETURNS void
+	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF rag_create_check.name IS NULL OR rag_create_check.name = '' OR octet_length(rag_create_check.name) > 48 THEN
+		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create_check.name), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
+	END IF;
+	IF rag_create_check.collection IS NULL OR rag_create_check.collection = '' THEN
+		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_check.batch_size IS NULL OR rag_create_check.batch_size NOT BETWEEN 1 AND 10000 THEN
+		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF rag_create_check.model = '' THEN
+		RAISE EXCEPTION 'model must not be an empty string'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
+	END IF;
+END $$;
+COMMENT ON FUNCTION rag_create_check(text, text, integer, text) IS 'validate the name, collection, batch size and model of a new RAG pipeline (internal)';
+
 CREATE FUNCTION rag_create(name text, source regclass, id_column name, text_column name,
 		updated_column name, collection text, payload_columns name[] DEFAULT '{}',
 		model text DEFAULT NULL, batch_size integer DEFAULT 64,
-		ollama_server name DEFAULT 'ollama', qdrant_server name DEFAULT 'qdrant')
+		ollama_server name DEFAULT 'ollama', qdrant_server name DEFAULT 'qdrant',
+		chunker text DEFAULT 'none', chunk_size integer DEFAULT NULL,
+		chunk_overlap integer DEFAULT 0, template text DEFAULT NULL,
+		capture text DEFAULT 'watermark', max_batch_chars integer DEFAULT NULL)
 	RETURNS void
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p datacore.rag_pipelines;
 BEGIN
-	IF rag_create.name IS NULL OR rag_create.name = '' OR octet_length(rag_create.name) > 48 THEN
-		RAISE EXCEPTION 'invalid rag pipeline name: %', coalesce(quote_literal(rag_create.name), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'A pipeline name is a non-empty string of at most 48 bytes.';
-	END IF;
+	PERFORM datacore.rag_create_check(rag_create.name, rag_create.collection, rag_create.batch_size,
+									  rag_create.model);
 	IF rag_create.source IS NULL THEN
 		RAISE EXCEPTION 'source must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF rag_create.collection IS NULL OR rag_create.collection = '' THEN
-		RAISE EXCEPTION 'collection must be a non-empty string' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create.batch_size IS NULL OR rag_create.batch_size NOT BETWEEN 1 AND 10000 THEN
-		RAISE EXCEPTION 'batch_size must be between 1 and 10000'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF rag_create.model = '' THEN
-		RAISE EXCEPTION 'model must not be an empty string'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass NULL to use the embedding_model option of the Ollama server.';
 	END IF;
 
 	p.name := rag_create.name;
@@ -302,20 +411,32 @@ BEGIN
 	p.batch_size := rag_create.batch_size;
 	p.ollama_server := rag_create.ollama_server;
 	p.qdrant_server := rag_create.qdrant_server;
+	p.chunker := rag_create.chunker;
+	p.chunk_size := rag_create.chunk_size;
+	p.chunk_overlap := coalesce(rag_create.chunk_overlap, 0);
+	p.template := rag_create.template;
+	p.capture := rag_create.capture;
+	p.max_batch_chars := rag_create.max_batch_chars;
 	PERFORM datacore.rag_check(p);
 
 	BEGIN
 		INSERT INTO datacore.rag_pipelines (name, source, id_column, text_column, updated_column,
-				payload_columns, collection, model, batch_size, ollama_server, qdrant_server)
+				payload_columns, collection, model, batch_size, ollama_server, qdrant_server,
+				chunker, chunk_size, chunk_overlap, template, capture, max_batch_chars)
 			VALUES (p.name, p.source, p.id_column, p.text_column, p.updated_column,
 					p.payload_columns, p.collection, p.model, p.batch_size,
-					p.ollama_server, p.qdrant_server);
+					p.ollama_server, p.qdrant_server,
+					p.chunker, p.chunk_size, p.chunk_overlap, p.template, p.capture, p.max_batch_chars);
 	EXCEPTION WHEN unique_violation THEN
 		RAISE EXCEPTION 'rag pipeline "%" already exists', p.name
 			USING ERRCODE = 'duplicate_object';
 	END;
+	IF p.capture = 'trigger' THEN
+		PERFORM datacore.rag_capture_triggers(p, true);
+	END IF;
 END $$;
-COMMENT ON FUNCTION rag_create(text, regclass, name, name, name, text, name[], text, integer, name, name)
+COMMENT ON FUNCTION rag_create(text, regclass, name, name, name, text, name[], text, integer, name, name,
+							   text, integer, integer, text, text, integer)
 	IS 'register a RAG pipeline: rows of source embedded into a Qdrant collection by rag_sync';
 
 -- Job name under which rag_schedule registers a pipeline with pg_cron; it
@@ -421,7 +542,13 @@ CREATE FUNCTION rag_drop(name text, drop_collection boolean DEFAULT false) RETUR
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p datacore.rag_pipelines := datacore.rag_get(rag_drop.name, true);
+	s record;
 BEGIN
+	-- a rebuild under way goes too, with its unfinished collection
+	FOR s IN SELECT r.name, r.collection FROM datacore.rag_pipelines r WHERE r.parent = p.name LOOP
+		PERFORM datacore.qdrant_drop_collection(s.collection, true, p.qdrant_server);
+		DELETE FROM datacore.rag_pipelines r WHERE r.name = s.name;
+	END LOOP;
 	IF drop_collection THEN
 		PERFORM datacore.qdrant_drop_collection(p.collection, true, p.qdrant_server);
 	END IF;
@@ -431,6 +558,10 @@ BEGIN
 	   AND octet_length(format('rag_sync:%s:%s', current_database(), p.name)) <= 63 THEN
 		PERFORM datacore.rag_unschedule(p.name);
 	END IF;
+	IF p.capture = 'trigger' THEN
+		PERFORM datacore.rag_capture_triggers(p, false);
+	END IF;
+	-- its rows, queue and errors go with it (foreign keys)
 	DELETE FROM datacore.rag_pipelines r WHERE r.name = p.name;
 END $$;
 COMMENT ON FUNCTION rag_drop(text, boolean)
@@ -448,20 +579,36 @@ BEGIN
 	   SET last_updated = NULL, last_id = NULL, rows_synced = 0,
 		   dimension = CASE WHEN drop_collection THEN NULL ELSE r.dimension END
 	 WHERE r.name = p.name;
+	DELETE FROM datacore.rag_errors e WHERE e.pipeline = p.name;
+	DELETE FROM datacore.rag_queue q WHERE q.pipeline = p.name;
+	-- S3 documents: every object is fetched again
+	UPDATE datacore.rag_rows r SET etag = NULL WHERE r.pipeline = p.name AND r.etag IS NOT NULL;
+	-- without a watermark, everything is sent again by queueing it
+	IF p.capture = 'trigger' THEN
+		PERFORM datacore.rag_enqueue_existing(p.name);
+	END IF;
+	-- the rows' chunk counts are kept unless the collection is gone: the next
+	-- sync still knows which surplus points to delete
+	IF drop_collection THEN
+		DELETE FROM datacore.rag_rows r WHERE r.pipeline = p.name;
+	END IF;
 END $$;
 COMMENT ON FUNCTION rag_reset(text, boolean)
-	IS 'clear a pipeline''s watermark so the next rag_sync sends every row again';
+	IS 'clear a pipeline''s watermark (trigger capture: queue every row) so the next rag_sync sends every row again';
 
 /*
- * rag_sync: send the rows changed since the watermark to Qdrant, oldest
- * first in (updated, id) order, batch_size rows per batch: one embed
- * request, one upsert (and one delete for rows without text), then the
- * watermark moves to the batch's last row.  Returns the number of rows sent.
+ * rag_sync: send the rows changed since the last sync to Qdrant,
+ * batch_size rows per batch.  First the queue (ids queued by the capture
+ * triggers, rag_enqueue_existing and rag_retry_errors), oldest first; then,
+ * for a watermark pipeline, the rows after the watermark in (updated, id)
+ * order.  rag_send embeds and upserts each batch; only when Qdrant has it do
+ * the batch's queue entries go and the watermark move.  Returns the number
+ * of rows sent.
  *
- * A call is one transaction.  An error rolls back every watermark move of
- * the call, while the batches already upserted stay in Qdrant; the next
- * call sends them again, which is harmless because an upsert with the same
- * id replaces the point.  max_batches bounds the work of one call.
+ * A call is one transaction.  An error rolls back every queue and watermark
+ * change of the call, while the batches already upserted stay in Qdrant; the
+ * next call sends them again, which is harmless because an upsert with the
+ * same id replaces the point.  max_batches bounds the work of one call.
  */
 CREATE FUNCTION rag_sync(name text, max_batches integer DEFAULT NULL) RETURNS bigint
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -470,21 +617,23 @@ DECLARE
 	id_type regtype;
 	upd_type regtype;
 	payload_expr text;
+	vars_expr text;
+	cols text;
 	batch_sql text;
+	queue_sql text;
 	b_n integer;
 	b_ids jsonb[];
 	b_texts text[];
 	b_payloads jsonb[];
+	b_vars jsonb[];
 	b_last_upd text;
 	b_last_id text;
-	e_ids jsonb[];
-	e_texts text[];
-	e_payloads jsonb[];
+	q_ids text[];
+	q_xmins text[];
 	gone text[];
-	points jsonb;
-	dim_min integer;
 	batches integer := 0;
 	total bigint := 0;
+	started timestamptz := clock_timestamp();
 BEGIN
 	IF max_batches < 1 THEN
 		RAISE EXCEPTION 'max_batches must be at least 1'
@@ -495,8 +644,16 @@ BEGIN
 	-- call then starts from the watermark the first one left
 	p := datacore.rag_get(rag_sync.name, true);
 	PERFORM datacore.rag_check(p);
+	-- the collection a model change replaced: the switch has committed
+	IF p.retired_collection IS NOT NULL THEN
+		PERFORM datacore.qdrant_drop_collection(p.retired_collection, true, p.qdrant_server);
+		UPDATE datacore.rag_pipelines r SET retired_collection = NULL WHERE r.name = p.name;
+	END IF;
+	IF p.s3_bucket IS NOT NULL THEN
+		total := datacore.rag_sync_s3(p, max_batches);
+		RETURN total + datacore.rag_rebuild(p, max_batches);
+	END IF;
 	id_type := datacore.rag_column_type(p.source, p.id_column, 'id');
-	upd_type := datacore.rag_column_type(p.source, p.updated_column, 'updated');
 
 	IF cardinality(p.payload_columns) = 0 THEN
 		payload_expr := '''{}''::jsonb';
@@ -505,86 +662,88 @@ BEGIN
 							   (SELECT string_agg(format('t.%I', col), ', ' ORDER BY ord)
 								  FROM unnest(p.payload_columns) WITH ORDINALITY u(col, ord)));
 	END IF;
+	-- the columns a template names, by name
+	SELECT 'jsonb_build_object(' || string_agg(format('%L, t.%I', c, c), ', ') || ')' INTO vars_expr
+	  FROM unnest(datacore.rag_template_columns(p.template)) c WHERE c <> 'chunk';
+	cols := format('to_jsonb(t.%I) AS id, t.%I::text AS txt, %s AS payload, %s AS vars',
+				   p.id_column, p.text_column, payload_expr, coalesce(vars_expr, 'NULL::jsonb'));
 
-	-- $1, $2: the watermark as text, cast back to the columns' types; the
-	-- dates and times were stored in ISO 8601, which reads back under any
-	-- DateStyle.  An index on (updated, id) makes each batch a range scan.
-	batch_sql := format($q$
-		SELECT count(*)::integer,
-			   array_agg(to_jsonb(b.id) ORDER BY b.upd, b.id),
-			   array_agg(b.txt ORDER BY b.upd, b.id),
-			   array_agg(b.payload || jsonb_build_object('id', b.id, 'text', b.txt) ORDER BY b.upd, b.id),
-			   (array_agg(to_jsonb(b.upd) #>> '{}' ORDER BY b.upd DESC, b.id DESC))[1],
-			   (array_agg(b.id::text ORDER BY b.upd DESC, b.id DESC))[1]
-		  FROM (SELECT t.%1$I AS id, t.%2$I AS upd, t.%3$I::text AS txt, %4$s AS payload
-				  FROM %5$s t
-				 WHERE t.%1$I IS NOT NULL AND t.%2$I IS NOT NULL
-				   AND ($1::text IS NULL OR (t.%2$I, t.%1$I) > ($1::%6$s, $2::%7$s))
-				 ORDER BY t.%2$I, t.%1$I
-				 LIMIT %8$s) b$q$,
-		p.id_column, p.updated_column, p.text_column, payload_expr,
-		p.source, upd_type, id_type, p.batch_size);
+	-- $1: the queued ids (text), in queue order; an id the source no longer
+	-- has is a deleted row
+	queue_sql := format($q$
+		SELECT array_agg(b.id ORDER BY b.ord), array_agg(b.txt ORDER BY b.ord),
+			   array_agg(b.payload ORDER BY b.ord), array_agg(b.vars ORDER BY b.ord)
+		  FROM (SELECT DISTINCT ON (u.ord) %1$s, u.ord
+				  FROM unnest($1::%2$s[]) WITH ORDINALITY u(id, ord)
+				  JOIN %3$s t ON t.%4$I = u.id
+				 ORDER BY u.ord) b$q$,
+		cols, id_type, p.source, p.id_column);
 
 	LOOP
 		EXIT WHEN batches >= max_batches;
-		EXECUTE batch_sql INTO b_n, b_ids, b_texts, b_payloads, b_last_upd, b_last_id
-			USING p.last_updated, p.last_id;
-		EXIT WHEN b_n = 0;
+		SELECT array_agg(q.row_id ORDER BY q.queued, q.row_id), array_agg(q.x ORDER BY q.queued, q.row_id)
+		  INTO q_ids, q_xmins
+		  FROM (SELECT q.row_id, q.queued, q.xmin::text AS x FROM datacore.rag_queue q
+				 WHERE q.pipeline = p.name ORDER BY q.queued, q.row_id LIMIT p.batch_size) q;
+		EXIT WHEN q_ids IS NULL;
 		batches := batches + 1;
-
-		-- rows with text are embedded and upserted; rows whose text is NULL
-		-- or blank are removed from the collection (a soft delete)
-		SELECT array_agg(u.id ORDER BY u.ord), array_agg(u.txt ORDER BY u.ord),
-			   array_agg(u.payload ORDER BY u.ord)
-		  INTO e_ids, e_texts, e_payloads
-		  FROM unnest(b_ids, b_texts, b_payloads) WITH ORDINALITY u(id, txt, payload, ord)
-		 WHERE btrim(u.txt, E' \t\r\n') <> '';
-		SELECT array_agg(u.id #>> '{}' ORDER BY u.ord) INTO gone
-		  FROM unnest(b_ids, b_texts) WITH ORDINALITY u(id, txt, ord)
-		 WHERE btrim(coalesce(u.txt, ''), E' \t\r\n') = '';
-
-		IF e_texts IS NOT NULL THEN
-			SELECT jsonb_agg(jsonb_build_object('id', u.id, 'vector', to_jsonb(e.embedding),
-												'payload', u.payload) ORDER BY e.idx),
-				   min(cardinality(e.embedding))
-			  INTO points, dim_min
-			  FROM datacore.ollama_embed(e_texts, p.model, p.ollama_server) e
-			  JOIN unnest(e_ids, e_payloads) WITH ORDINALITY u(id, payload, ord) ON u.ord = e.idx;
-			-- (ollama_embed already refuses replies of mixed sizes)
-			IF dim_min <> p.dimension THEN
-				RAISE EXCEPTION 'embeddings of rag pipeline "%" have % dimensions, the collection has %',
-						p.name, dim_min, p.dimension
-					USING ERRCODE = 'data_exception',
-						  DETAIL = format('Collection "%s" was created for vectors of %s dimensions.', p.collection, p.dimension),
-						  HINT = format('After changing the embedding model, rebuild with: SELECT datacore.rag_reset(%L, drop_collection => true);', p.name);
-			END IF;
-			IF p.dimension IS NULL THEN
-				PERFORM datacore.qdrant_create_collection(p.collection, dim_min, 'Cosine', true,
-														  p.qdrant_server);
-				p.dimension := dim_min;
-				UPDATE datacore.rag_pipelines r SET dimension = dim_min WHERE r.name = p.name;
-			END IF;
-			PERFORM datacore.qdrant_upsert(p.collection, points, true, p.qdrant_server);
-		END IF;
-		IF gone IS NOT NULL AND p.dimension IS NOT NULL THEN
-			PERFORM datacore.qdrant_delete(p.collection, gone, true, p.qdrant_server);
-		END IF;
-
-		-- only now that Qdrant has the batch
-		p.last_updated := b_last_upd;
-		p.last_id := b_last_id;
-		UPDATE datacore.rag_pipelines r
-		   SET last_updated = b_last_upd, last_id = b_last_id, rows_synced = r.rows_synced + b_n
-		 WHERE r.name = p.name;
-		total := total + b_n;
-		EXIT WHEN b_n < p.batch_size;
+		EXECUTE queue_sql INTO b_ids, b_texts, b_payloads, b_vars USING q_ids;
+		SELECT array_agg(q.id) INTO gone FROM unnest(q_ids) q(id)
+		 WHERE q.id <> ALL (coalesce((SELECT array_agg(b #>> '{}') FROM unnest(b_ids) b), '{}'));
+		total := total + datacore.rag_send(p, b_ids, b_texts, b_payloads, b_vars, gone);
+		SELECT r.dimension INTO p.dimension FROM datacore.rag_pipelines r WHERE r.name = p.name;
+		-- an entry queued again meanwhile has a new xmin and stays
+		DELETE FROM datacore.rag_queue q
+		 WHERE q.pipeline = p.name
+		   AND (q.row_id, q.xmin::text) IN (SELECT * FROM unnest(q_ids, q_xmins));
+		EXIT WHEN cardinality(q_ids) < p.batch_size;
 	END LOOP;
 
-	UPDATE datacore.rag_pipelines r SET last_run = clock_timestamp() WHERE r.name = p.name;
-	RETURN total;
+	IF p.capture = 'watermark' THEN
+		upd_type := datacore.rag_column_type(p.source, p.updated_column, 'updated');
+		-- $1, $2: the watermark as text, cast back to the columns' types; the
+		-- dates and times were stored in ISO 8601, which reads back under any
+		-- DateStyle.  An index on (updated, id) makes each batch a range scan.
+		batch_sql := format($q$
+			SELECT count(*)::integer,
+				   array_agg(b.id ORDER BY b.upd, b.rid), array_agg(b.txt ORDER BY b.upd, b.rid),
+				   array_agg(b.payload ORDER BY b.upd, b.rid), array_agg(b.vars ORDER BY b.upd, b.rid),
+				   (array_agg(to_jsonb(b.upd) #>> '{}' ORDER BY b.upd DESC, b.rid DESC))[1],
+				   (array_agg(b.rid::text ORDER BY b.upd DESC, b.rid DESC))[1]
+			  FROM (SELECT %1$s, t.%2$I AS upd, t.%3$I AS rid
+					  FROM %4$s t
+					 WHERE t.%3$I IS NOT NULL AND t.%2$I IS NOT NULL
+					   AND ($1::text IS NULL OR (t.%2$I, t.%3$I) > ($1::%5$s, $2::%6$s))
+					 ORDER BY t.%2$I, t.%3$I
+					 LIMIT %7$s) b$q$,
+			cols, p.updated_column, p.id_column, p.source, upd_type, id_type, p.batch_size);
+		LOOP
+			EXIT WHEN batches >= max_batches;
+			EXECUTE batch_sql INTO b_n, b_ids, b_texts, b_payloads, b_vars, b_last_upd, b_last_id
+				USING p.last_updated, p.last_id;
+			EXIT WHEN b_n = 0;
+			batches := batches + 1;
+			total := total + datacore.rag_send(p, b_ids, b_texts, b_payloads, b_vars, NULL);
+			SELECT r.dimension INTO p.dimension FROM datacore.rag_pipelines r WHERE r.name = p.name;
+			-- only now that Qdrant has the batch
+			p.last_updated := b_last_upd;
+			p.last_id := b_last_id;
+			UPDATE datacore.rag_pipelines r
+			   SET last_updated = b_last_upd, last_id = b_last_id
+			 WHERE r.name = p.name;
+			EXIT WHEN b_n < p.batch_size;
+		END LOOP;
+	END IF;
+
+	UPDATE datacore.rag_pipelines r
+	   SET last_run = clock_timestamp(), last_sync_start = started, last_sync_rows = total,
+		   last_sync_seconds = extract(epoch FROM clock_timestamp() - started),
+		   rows_synced = r.rows_synced + total
+	 WHERE r.name = p.name;
+	RETURN total + datacore.rag_rebuild(p, max_batches);
 END $$;
 COMMENT ON FUNCTION rag_sync(text, integer)
-	IS 'embed the rows changed since the watermark into the pipeline''s Qdrant collection; returns rows sent';
+	IS 'embed the queued rows and the rows changed since the watermark into the pipeline''s Qdrant collection; returns rows sent';
 
 CREATE FUNCTION rag_search(name text, query text, k integer DEFAULT 5, filter jsonb DEFAULT NULL)
 	RETURNS TABLE(id text, score real, payload jsonb)
@@ -609,30 +768,58 @@ END $$;
 COMMENT ON FUNCTION rag_search(text, text, integer, jsonb)
 	IS 'the k rows of a pipeline nearest to a query text, best first (payload has "id" and "text")';
 
-CREATE FUNCTION rag_answer(name text, question text, k integer DEFAULT 5, model text DEFAULT NULL)
+/*
+ * rag_answer: embed the question, take the k nearest chunks (filter: a
+ * Qdrant payload filter), number them into "Context:\n[1] …\n\nQ: …" while
+ * the passages fit in max_context_chars characters (the first one is cut to
+ * fit if it alone does not), and have the model answer from them.  Returns
+ * {answer, model, sources: [{id, score, row_id, chunk, key}], prompt_chars,
+ * eval_count}; sources lists the passages in the prompt, in their numbers'
+ * order (chunk only for chunked pipelines, key only when the payload has
+ * one, as an S3 document's does).
+ */
+CREATE FUNCTION rag_answer(name text, question text, k integer DEFAULT 5, model text DEFAULT NULL,
+						   filter jsonb DEFAULT NULL, max_context_chars integer DEFAULT 8000)
 	RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p datacore.rag_pipelines := datacore.rag_get(rag_answer.name);
 	sources jsonb;
 	context text;
+	prompt text;
 	reply jsonb;
 BEGIN
 	IF question IS NULL THEN
 		RETURN NULL;
 	END IF;
-	SELECT jsonb_agg(jsonb_build_object('id', s.id, 'score', s.score) ORDER BY s.ord),
-		   string_agg(format('[%s] %s', s.ord, s.payload->>'text'), E'\n\n' ORDER BY s.ord)
+	IF max_context_chars IS NULL OR max_context_chars < 1 THEN
+		RAISE EXCEPTION 'max_context_chars must be at least 1'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- passages in order while they fit: [n] text, separated by blank lines
+	WITH s AS (
+		SELECT s.id, s.score, s.payload, s.ord,
+			   format('[%s] %s', s.ord, s.payload->>'text') AS passage
+		  FROM datacore.rag_search(p.name, question, k, filter) WITH ORDINALITY s(id, score, payload, ord)),
+	f AS (
+		SELECT s.*, sum(length(s.passage) + 2) OVER (ORDER BY s.ord) - 2 AS upto FROM s)
+	SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+				'id', f.id, 'score', f.score, 'row_id', f.payload->'id',
+				'chunk', f.payload->'chunk', 'key', f.payload->'key')) ORDER BY f.ord),
+		   string_agg(CASE WHEN f.upto > max_context_chars THEN left(f.passage, max_context_chars)
+						   ELSE f.passage END, E'\n\n' ORDER BY f.ord)
 	  INTO sources, context
-	  FROM datacore.rag_search(p.name, question, k) WITH ORDINALITY s(id, score, payload, ord);
+	  FROM f
+	 WHERE f.upto <= max_context_chars OR f.ord = 1;
+	prompt := format(E'Context:\n%s\n\nQ: %s', coalesce(context, '(no passages found)'), question);
 	reply := datacore.ollama_generate_json(
-		format(E'Context:\n%s\n\nQuestion: %s', coalesce(context, '(no passages found)'), question),
-		rag_answer.model,
+		prompt, rag_answer.model,
 		'Answer the question using only the numbered context passages, citing them like [1]. '
 		'If they do not contain the answer, say that you do not know.',
 		NULL, NULL, p.ollama_server);
 	RETURN jsonb_build_object('answer', reply->>'response', 'model', reply->>'model',
-							  'sources', coalesce(sources, '[]'::jsonb));
+							  'sources', coalesce(sources, '[]'::jsonb),
+							  'prompt_chars', length(prompt), 'eval_count', reply->'eval_count');
 END $$;
-COMMENT ON FUNCTION rag_answer(text, text, integer, text)
-	IS 'answer a question from the k nearest rows of a pipeline: {answer, model, sources: [{id, score}]}';
+COMMENT ON FUNCTION rag_answer(text, text, integer, text, jsonb, integer)
+	IS 'answer a question from the k nearest chunks of a pipeline: {answer, model, sources, prompt_chars, eval_count}';
