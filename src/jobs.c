@@ -876,6 +876,40 @@ end_ollama_embed(void *call)
 	return jsonb_from_cstring(text_to_cstring(DatumGetTextPP(json)));
 }
 
+/* A JSON argument (options, format) of a job, or NULL when absent or null. */
+static json_t *
+arg_json(DcJob *job, const char *key)
+{
+	char	   *t = arg_text(job, key);
+
+	if (t == NULL || strcmp(t, "null") == 0)
+		return NULL;
+	return dc_json_parse_input(t, key);
+}
+
+/* ollama_generate: the text, as a jsonb string. */
+static void *
+begin_ollama_generate(DcJob *job)
+{
+	DcServer   *server = dc_get_server(job->server, DC_SERVICE_OLLAMA, job->kind->name);
+	char	   *prompt = arg_text(job, "prompt");
+
+	if (prompt == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("prompt for %s must not be null", job->kind->name)));
+	return dc_ollama_generate_begin(server, job->kind->name, prompt,
+									arg_text(job, "model"), arg_text(job, "system"),
+									arg_json(job, "options"), arg_json(job, "format"),
+									NULL);
+}
+
+static Datum
+end_ollama_generate(void *call)
+{
+	return jsonb_string(dc_ollama_generate_end((DcOllamaGenerate *) call));
+}
+
 typedef struct Split
 {
 	const char *kind;
@@ -887,6 +921,7 @@ typedef struct Split
 static const Split splits[] = {
 	{"s3_put", begin_s3_put, end_s3_put},
 	{"ollama_embed", begin_ollama_embed, end_ollama_embed},
+	{"ollama_generate", begin_ollama_generate, end_ollama_generate},
 };
 
 static const Split *

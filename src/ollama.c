@@ -486,63 +486,113 @@ cache_ttl_arg(FunctionCallInfo fcinfo, int argno)
 	return PG_GETARG_INTERVAL_P(argno);
 }
 
+/* A generate call begun by dc_ollama_generate_begin. */
+struct DcOllamaGenerate
+{
+	DcServer   *server;
+	const char *operation;
+	const char *model;
+	json_t	   *body;
+	DcCache    *cache;			/* NULL: not cached */
+	char	   *hit;			/* the cached answer, if there was one */
+	DcHttpRequest *req;			/* otherwise the request in flight */
+	DcHttpStream *stream;
+};
+
 /*
- * Run /api/generate for the arguments (prompt, model, system, options,
- * format, server) shared by ollama_generate and ollama_generate_json.
- * With "text" NULL, return the final reply object, checked to have a
- * "response" string.  Otherwise set *text to that string and return NULL:
- * the fast path then decodes only that member of a plain reply, and
- * anything unusual goes through the general reader as above.
+ * /api/generate in two halves: the request is sent here (unless the cache
+ * answers) and dc_ollama_generate_end() or generate_end() waits for its
+ * answer, so that several can be in flight at once (the job runner).
+ * model NULL: the server's model; call_ttl: the cache_ttl argument.
  */
+DcOllamaGenerate *
+dc_ollama_generate_begin(DcServer *server, const char *operation,
+						 const char *prompt, const char *model,
+						 const char *system, json_t *options, json_t *format,
+						 Interval *call_ttl)
+{
+	DcOllamaGenerate *g = palloc0(sizeof(DcOllamaGenerate));
+
+	g->server = server;
+	g->operation = operation;
+	g->model = resolve_model(server, model, operation, "model");
+	g->body = base_body(server, g->model, options, format);
+	json_object_set_new(g->body, "prompt", to_json_string(prompt, "prompt"));
+	if (system)
+		json_object_set_new(g->body, "system", to_json_string(system, "system"));
+
+	g->cache = dc_cache_begin(server, operation, g->body, call_ttl);
+	if (g->cache && (g->hit = dc_cache_get(g->cache)) != NULL)
+		return g;
+	g->req = ollama_request(server, operation, "POST", "/api/generate", g->body);
+	g->stream = dc_http_start(server, g->req);
+	return g;
+}
+
+/*
+ * Wait for a generate call.  With "text" NULL, return the final reply
+ * object, checked to have a "response" string.  Otherwise set *text to
+ * that string (UTF-8) and return NULL.  A cache hit holds the text
+ * (ollama_generate) or the reply (ollama_generate_json); a cached reply
+ * that is not one is ignored and the model asked.
+ */
+static json_t *
+generate_end(DcOllamaGenerate *g, const char **text)
+{
+	DcHttpResponse *resp;
+	json_t	   *reply;
+
+	if (g->hit)
+	{
+		if (text)
+		{
+			*text = g->hit;
+			return NULL;
+		}
+		reply = dc_json_parse(g->server, g->operation, g->hit, strlen(g->hit));
+		if (dc_json_get_string(reply, "response") != NULL)
+			return reply;
+		g->req = ollama_request(g->server, g->operation, "POST", "/api/generate", g->body);
+		g->stream = dc_http_start(g->server, g->req);
+	}
+
+	resp = dc_http_finish(g->stream);
+	if (resp->status >= 400)
+		raise_status(g->server, g->req, resp, g->model);
+	record_tokens(g->server, g->operation, resp);
+	reply = generate_reply(g->server, g->operation, resp, text);
+	if (g->cache)
+	{
+		char	   *value = text ? (char *) *text : dc_json_dumps(reply);
+
+		dc_cache_put(g->cache, value, strlen(value));
+	}
+	return reply;
+}
+
+/* The text of a dc_ollama_generate_begin() call, in the database encoding. */
+char *
+dc_ollama_generate_end(DcOllamaGenerate *g)
+{
+	const char *response;
+
+	(void) generate_end(g, &response);
+	return text_to_cstring(from_json_string(response));
+}
+
+/* generate for the SQL functions' arguments (prompt, model, system, options, format, server, cache_ttl). */
 static json_t *
 generate(FunctionCallInfo fcinfo, const char *operation, const char **text)
 {
-	char	   *prompt = text_arg(fcinfo, 0);
 	DcServer   *server = server_arg(fcinfo, 5, operation);
-	const char *model = resolve_model(server, text_arg(fcinfo, 1), operation, "model");
-	char	   *system = text_arg(fcinfo, 2);
-	json_t	   *body;
-	DcHttpResponse *resp;
-	json_t	   *reply;
-	DcCache    *cache;
-	char	   *hit;
+	DcOllamaGenerate *g;
 
-	body = base_body(server, model,
-					 json_arg(fcinfo, 3, "options", 1),
-					 format_arg(fcinfo, 4));
-	json_object_set_new(body, "prompt", to_json_string(prompt, "prompt"));
-	if (system)
-		json_object_set_new(body, "system", to_json_string(system, "system"));
-
-	/* a hit holds the text (ollama_generate) or the reply (_json) */
-	cache = dc_cache_begin(server, operation, body, cache_ttl_arg(fcinfo, 6));
-	if (cache && (hit = dc_cache_get(cache)) != NULL)
-	{
-		if (text)
-		{
-			*text = hit;
-			return NULL;
-		}
-		reply = dc_json_parse(server, operation, hit, strlen(hit));
-		if (dc_json_get_string(reply, "response") != NULL)
-			return reply;
-	}
-
-	resp = ollama_send(server, operation, "POST", "/api/generate", body, model);
-	if (cache)
-	{
-		reply = generate_reply(server, operation, resp, text);
-		if (text)
-			dc_cache_put(cache, *text, strlen(*text));
-		else
-		{
-			char	   *dumped = dc_json_dumps(reply);
-
-			dc_cache_put(cache, dumped, strlen(dumped));
-		}
-		return reply;
-	}
-	return generate_reply(server, operation, resp, text);
+	g = dc_ollama_generate_begin(server, operation, text_arg(fcinfo, 0),
+								 text_arg(fcinfo, 1), text_arg(fcinfo, 2),
+								 json_arg(fcinfo, 3, "options", 1),
+								 format_arg(fcinfo, 4),
+								 cache_ttl_arg(fcinfo, 6));
+	return generate_end(g, text);
 }
 
 /*

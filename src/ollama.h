@@ -10,6 +10,7 @@
 #define DATACORE_OLLAMA_H
 
 #include "access/tupdesc.h"
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 
 #include "datacore.h"
@@ -38,6 +39,16 @@ extern void dc_ollama_model_row(DcOllamaRowMaker *maker, json_t *model,
 
 /* in ollama_vectors.c */
 /* one embedding in two halves, for requests in flight together */
+typedef struct DcOllamaGenerate DcOllamaGenerate;
+extern DcOllamaGenerate *dc_ollama_generate_begin(DcServer *server,
+												  const char *operation,
+												  const char *prompt,
+												  const char *model,
+												  const char *system,
+												  json_t *options, json_t *format,
+												  Interval *call_ttl);
+extern char *dc_ollama_generate_end(DcOllamaGenerate *g);
+
 typedef struct DcOllamaEmbed DcOllamaEmbed;
 extern DcOllamaEmbed *dc_ollama_embed_begin(DcServer *server, const char *input,
 											const char *model);

@@ -46,18 +46,10 @@ COMMENT ON FUNCTION metrics_breakers() IS 'breaker state (closed, open, half_ope
 
 CREATE FUNCTION metrics_breaker_records(OUT server text, OUT state text)
 	RETURNS SETOF record
-	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF to_regclass('datacore.breakers') IS NOT NULL THEN
-		RETURN QUERY EXECUTE
-			'SELECT b.server::text, replace(replace(lower(b.state::text), ''-'', ''_''), '' '', ''_'')
-			   FROM datacore.breakers b';
-	ELSE
-		RETURN QUERY
-			SELECT b.server, CASE WHEN b.open_until > now() THEN 'open' ELSE 'closed' END
-			  FROM datacore.breaker_status() b;
-	END IF;
-END $$;
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT b.server::text, replace(replace(lower(b.state::text), '-', '_'), ' ', '_')
+	  FROM datacore.breakers b
+$$;
 COMMENT ON FUNCTION metrics_breaker_records() IS 'breaker state of this database''s servers with a breaker on record';
 
 -- Jobs of this database by state, once the table datacore.jobs exists; every

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Jobs whose kind supports it are in flight together: with the stand-in
+# Jobs whose kind supports it (embed, generate) are in flight together: with the stand-in
 # holding every answer, all five embedding requests reach it before the
 # first times out (one after another, the second would arrive only after
 # the first request's 3 s timeout).  They then time out, are retried and
@@ -25,4 +25,19 @@ check "five requests in flight at once while none was answered" "5" "$arrived"
 wait_for "SELECT count(*) = 5 FROM datacore.jobs WHERE state = 'succeeded'" 30
 check "all five succeeded after their timeouts" "5" \
     "$(q -c "SELECT count(*) FROM datacore.jobs WHERE attempts = 2 AND last_error->>'sqlstate' = '08006'")"
+
+# generate jobs too
+ollama_fault POST '{"mode": "hang", "times": 5, "path": "/api/generate"}'
+q -c "SELECT count(datacore.ollama_generate_async('prompt ' || i)) FROM generate_series(1, 5) i" >/dev/null
+arrived=0
+deadline=$(( $(date +%s%N) + 1500000000 ))
+while (( $(date +%s%N) < deadline )); do
+    arrived=$(ollama_log | jq -c 'select(.path == "/api/generate")' | wc -l)
+    (( arrived >= 5 )) && break
+    sleep 0.05
+done
+check "five generate requests in flight at once" "5" "$arrived"
+wait_for "SELECT count(*) = 10 FROM datacore.jobs WHERE state = 'succeeded'" 30
+check "the generated texts are the jobs' results" "5" \
+    "$(q -c "SELECT count(*) FROM datacore.jobs WHERE kind = 'ollama_generate' AND result #>> '{}' LIKE '%prompt %'")"
 exit $failed
