@@ -121,6 +121,7 @@ static const DcOption dc_options[] = {
 	{"table_type", SVC_REDIS, ForeignTableRelationId, DC_OPT_ENUM, 0, 0, "string|hash|list|set|zset"},
 	{"key_prefix", SVC_REDIS, ForeignTableRelationId, DC_OPT_TEXT},
 	{"scan_count", SVC_REDIS, ForeignTableRelationId, DC_OPT_INT, 1, 100000},
+	{"batch_size", SVC_REDIS, ForeignTableRelationId, DC_OPT_INT, 1, 100000},
 
 	{NULL}
 };
