@@ -1,5 +1,5 @@
 #!/bin/bash
-# Where the time of one datacore.ollama_generate() call goes: N (20000)
+# Where the time of one datacore.ollama_generate() call goes: N (400000)
 # calls against the nginx stub (test/bench/stub) in one session, sampled
 # with `perf record -g` on that backend; prints the top symbols (self time)
 # and the split by library.  Builds and installs this tree and restarts the
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../../.."
 source test/bench/lib.sh
 bench_install
 
-N=${N:-20000}
+N=${N:-400000}
 PERF_SECS=${PERF_SECS:-5}
 DB=dc_bench_profile
 WORK=$(mktemp -d)
@@ -50,11 +50,15 @@ for _ in $(seq 50); do
 done
 [[ -n $pid ]] || { echo "profile: the backend did not show up" >&2; exit 1; }
 sleep 0.5	# past the first calls (cache fills, connection set up)
-perf record -q -g -p "$pid" -o "$WORK/perf.data" -- sleep "$PERF_SECS" 2>/dev/null
+# perf stops on SIGINT (timeout runs it in a process group of its own;
+# given a command to time itself, perf would signal this script's group)
+timeout -s INT "$PERF_SECS" perf record -g -p "$pid" -o "$WORK/perf.data" >"$WORK/perf.log" 2>&1 || true
 wait "$loop"
 
 echo "== $N ollama_generate() calls against the nginx stub, backend $pid sampled for ${PERF_SECS}s"
 echo "-- by library (self time)"
-perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -12
+perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -12 || true
 echo "-- top symbols (self time)"
-perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9]' | head -40
+perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9]' | head -45 || true
+echo "-- callers of the kernel time, by datacore/libcurl/postgres frame (children)"
+perf report -i "$WORK/perf.data" --stdio --children -g none --sort symbol 2>/dev/null | grep -E '^ +[0-9]' | head -45 || true
