@@ -53,11 +53,33 @@ HEAD
 		[[ -e $f ]] || continue
 		name=$(basename "$f" .txt)
 		date=$(sed -n 's/^# run \([0-9-]*\).*/\1/p' "$f" | head -1)
-		grep '^RESULT' "$f" | while IFS=$'\t' read -r _ measure ours ref ratio; do
+		{ grep '^RESULT' "$f" || true; } | while IFS=$'\t' read -r _ measure ours ref ratio; do
 			printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$measure" "$ours" "$ref" "$ratio" "${date:-?}"
 		done
 	done
+	for f in "$RESULTS"/*-profile.txt; do
+		[[ -e $f ]] || continue
+		printf '\n## Profile: %s\n\n```\n' "$(basename "$f" .txt)"
+		sed -n '1,/^-- callers/p' "$f" | grep -v '^-- callers' | sed 's/ *- *- *$//'
+		printf '```\n'
+	done
 	cat <<'TAIL'
+
+## Where the time stands
+
+- `ollama_generate()` per call: most of a call is the loopback round trip
+  itself (the kernel's share, mostly `send` waking the stub and the task
+  switch, which the raw client pays too) and libcurl; datacore's own code,
+  jansson, PostgreSQL and PL/pgSQL together are about a seventh of the
+  samples. What the raw client does not pay: a `curl_easy_reset` and the
+  whole option set again per request, the URL parsed again
+  (`curl_url_get`), the multi handle driven through `curl_multi_socket_action`
+  and a PostgreSQL wait event set instead of one blocking `poll`, the header
+  block kept and split into a list, and the server's options looked up per
+  call (to be resolved once per backend).
+- S3 multipart PUT to the S3 front: the client is not the limit (to the stub
+  it runs at 1.5 times a curl stream); the front and s3rver verify and store
+  each part apart and join them on completion, on the same 2 CPUs.
 
 Run one benchmark again with `test/bench/report.sh run NAME` (redis, s3,
 ollama, …); each benchmark's own output (in `test/bench/results/NAME.txt`) has
