@@ -156,15 +156,16 @@ SELECT bool_or(step = 'create') AS created, bool_or(status::text = '500') AS par
 SELECT pg_temp.upload_status('big/parallel-failed', upload_id) AS abort_again
 	FROM mp_log WHERE upload_id IS NOT NULL LIMIT 1;
 SELECT s3_head('regress-s3-mp', 'big/parallel-failed') IS NULL AS no_object;
--- a cancel while parts are in flight ends at once and aborts the upload
+-- a cancel while parts are in flight (each delayed by 5 s once its body is
+-- in) ends at once and aborts the upload
 SELECT dc_test.clear_log('s3');
 SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 5000, "after": 1, "times": 3}');
 SELECT clock_timestamp() AS t0 \gset
-SET statement_timeout = '1s';
+SET statement_timeout = '2s';
 SELECT s3_put('regress-s3-mp', 'big/parallel-cancelled', body) FROM big;
 \echo :LAST_ERROR_SQLSTATE
 RESET statement_timeout;
-SELECT clock_timestamp() - :'t0'::timestamptz < interval '3 seconds' AS cancel_prompt;
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '4 seconds' AS cancel_prompt;
 SELECT dc_test.fault('s3', NULL);
 SELECT bool_or(step = 'complete') AS completed, bool_or(step = 'abort') AS aborted FROM mp_log;
 SELECT pg_temp.upload_status('big/parallel-cancelled', upload_id) AS abort_again
