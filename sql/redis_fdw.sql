@@ -278,6 +278,38 @@ DELETE FROM regress_zset WHERE score < 0 RETURNING *;
 SELECT * FROM regress_zset;
 SELECT redis_command('{ZRANGE,regress:t:z,0,-1,WITHSCORES}');
 
+-- ------------------------------------------------------------------ batched inserts
+-- batch_size rows go in two round trips: one EXISTS (or one check per
+-- element) for the batch, then the writes pipelined
+CREATE FOREIGN TABLE regress_bat (key text, value text, ttl interval)
+  SERVER redis OPTIONS (key_prefix 'regress:b:', batch_size '10');
+CREATE FOREIGN TABLE regress_bad (key text) SERVER redis OPTIONS (batch_size '0');
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
+INSERT INTO regress_bat SELECT 'k' || g, 'v' || g, CASE WHEN g = 7 THEN interval '1 hour' END
+  FROM generate_series(1, 25) g;
+SELECT * FROM redis_calls();
+SELECT count(*), min(value), max(value), count(ttl) FROM regress_bat;
+-- a key that exists fails its row: the rows before it are written, the rest not
+INSERT INTO regress_bat VALUES ('n1', 'x'), ('n2', 'x'), ('k5', 'x'), ('n3', 'x');
+-- so does a key repeated within the batch
+INSERT INTO regress_bat VALUES ('n4', 'x'), ('n5', 'x'), ('n4', 'y'), ('n6', 'x');
+SELECT key, value FROM regress_bat WHERE key LIKE 'n%' OR key = 'k5' ORDER BY key;
+-- RETURNING sends each row on its own (no EXISTS)
+SELECT redis_command('{CONFIG,RESETSTAT}', 'regress_redis_admin') AS reset \gset
+INSERT INTO regress_bat VALUES ('r1', 'x'), ('r2', 'y') RETURNING key, value;
+SELECT * FROM redis_calls();
+-- element tables check per element; a key of another type fails its row
+CREATE FOREIGN TABLE regress_bat_set (key text, member text)
+  SERVER redis OPTIONS (table_type 'set', key_prefix 'regress:b:');
+INSERT INTO regress_bat_set VALUES ('s', 'a'), ('s', 'b'), ('s', 'a');
+INSERT INTO regress_bat_set VALUES ('s', 'c'), ('k1', 'a'), ('s', 'd');
+INSERT INTO regress_bat_set VALUES ('s', 'e'), ('s', 'b'), ('s', 'f');
+SELECT * FROM regress_bat_set ORDER BY member;
+DELETE FROM regress_bat;
+DELETE FROM regress_bat_set;
+SELECT count(*) FROM regress_bat;
+DROP FOREIGN TABLE regress_bat, regress_bat_set;
+
 -- every table reads only its own type under the shared prefix
 SELECT key, value FROM regress_str ORDER BY key;
 

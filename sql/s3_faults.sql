@@ -22,6 +22,9 @@ CREATE TEMP VIEW mp_log AS
 		   l->'body'->'bytes' AS bytes, l->'status' AS status,
 		   l->'headers'->>'content-type' AS content_type, l->'query'->>'uploadId' AS upload_id
 	FROM dc_test.log('s3') l;
+-- one part at a time until the parallel section below, so that the order
+-- of the request log is fixed
+ALTER SERVER minio OPTIONS (ADD parallel_parts '1');
 
 -- multipart: a body above multipart_threshold (default 16 MiB) goes up in
 -- parts of part_size (default 8 MiB), each signed with its own hash
@@ -116,6 +119,59 @@ SELECT length(:'etag') AS etag_length, :'etag' = s3_head('regress-s3-mp', 'big/b
 SELECT method, step, status FROM mp_log WHERE seq <= 4 ORDER BY seq;
 ALTER SERVER minio OPTIONS (DROP multipart_threshold);
 DROP TABLE six;
+
+-- parallel parts (parallel_parts, default 4): the three parts of "big" are
+-- in flight together, so three parts each delayed by 1.5 s take about
+-- 1.5 s, not 4.5 s
+ALTER SERVER minio OPTIONS (DROP parallel_parts);
+ALTER SERVER minio OPTIONS (ADD parallel_parts '0');
+ALTER SERVER minio OPTIONS (ADD parallel_parts '9');
+-- the upload is gone when a signed AbortMultipartUpload of its id gets 404
+CREATE FUNCTION pg_temp.upload_status(key text, upload_id text) RETURNS text
+LANGUAGE sql AS $$
+	SELECT string_agg(line, '') FROM dc_test.curl('s3', format(
+		'-o /dev/null -w %%{http_code} -X DELETE --aws-sigv4 aws:amz:us-east-1:s3 --user %s:%s '
+		'-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" '
+		'"http://127.0.0.1:{port}/regress-s3-mp/%s?uploadId=%s"',
+		(SELECT value FROM dc_test.secrets WHERE name = 's3_access_key'),
+		(SELECT value FROM dc_test.secrets WHERE name = 's3_secret_key'), key, upload_id)) line
+$$;
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 1500, "after": 1, "times": 3}');
+SELECT clock_timestamp() AS t0 \gset
+SELECT s3_put('regress-s3-mp', 'big/parallel', body) IS NOT NULL AS put FROM big;
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '3.5 seconds' AS parts_overlapped;
+SELECT step, status, count(*) FROM mp_log GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT md5(s3_get('regress-s3-mp', 'big/parallel')) = md5(body) AS same_content FROM big;
+-- a failing part cancels the parts in flight and aborts the upload; what
+-- the cancelled parts left in the log depends on timing, so only the
+-- steps are shown
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "status", "status": 500, "after": 2, "times": 1}');
+SELECT s3_put('regress-s3-mp', 'big/parallel-failed', body) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+SELECT bool_or(step = 'create') AS created, bool_or(status::text = '500') AS part_failed,
+	   bool_or(step = 'complete') AS completed, bool_or(step = 'abort') AS aborted,
+	   count(DISTINCT upload_id) AS upload_ids FROM mp_log;
+SELECT pg_temp.upload_status('big/parallel-failed', upload_id) AS abort_again
+	FROM mp_log WHERE upload_id IS NOT NULL LIMIT 1;
+SELECT s3_head('regress-s3-mp', 'big/parallel-failed') IS NULL AS no_object;
+-- a cancel while parts are in flight (each delayed by 5 s once its body is
+-- in) ends at once and aborts the upload
+SELECT dc_test.clear_log('s3');
+SELECT dc_test.fault('s3', '{"mode": "delay", "ms": 5000, "after": 1, "times": 3}');
+SELECT clock_timestamp() AS t0 \gset
+SET statement_timeout = '2s';
+SELECT s3_put('regress-s3-mp', 'big/parallel-cancelled', body) FROM big;
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT clock_timestamp() - :'t0'::timestamptz < interval '4 seconds' AS cancel_prompt;
+SELECT dc_test.fault('s3', NULL);
+SELECT bool_or(step = 'complete') AS completed, bool_or(step = 'abort') AS aborted FROM mp_log;
+SELECT pg_temp.upload_status('big/parallel-cancelled', upload_id) AS abort_again
+	FROM mp_log WHERE upload_id IS NOT NULL LIMIT 1;
+SELECT s3_head('regress-s3-mp', 'big/parallel-cancelled') IS NULL AS no_object;
+SELECT s3_delete('regress-s3-mp', 'big/parallel');
 DROP TABLE big;
 DROP VIEW mp_log;
 

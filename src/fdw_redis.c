@@ -1285,6 +1285,10 @@ datacore_redis_fdw_handler(PG_FUNCTION_ARGS)
 	routine->PlanForeignModify = dcRedisPlanForeignModify;
 	routine->BeginForeignModify = dcRedisBeginForeignModify;
 	routine->ExecForeignInsert = dcRedisExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = dcRedisExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = dcRedisGetForeignModifyBatchSize;
+#endif
 	routine->ExecForeignUpdate = dcRedisExecForeignUpdate;
 	routine->ExecForeignDelete = dcRedisExecForeignDelete;
 	routine->EndForeignModify = dcRedisEndForeignModify;

@@ -73,6 +73,13 @@ extern TupleTableSlot *dcRedisExecForeignUpdate(EState *estate, ResultRelInfo *r
 extern TupleTableSlot *dcRedisExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 												TupleTableSlot *slot,
 												TupleTableSlot *planSlot);
+#if PG_VERSION_NUM >= 140000
+extern TupleTableSlot **dcRedisExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+													  TupleTableSlot **slots,
+													  TupleTableSlot **planSlots,
+													  int *numSlots);
+extern int	dcRedisGetForeignModifyBatchSize(ResultRelInfo *rinfo);
+#endif
 extern void dcRedisEndForeignModify(EState *estate, ResultRelInfo *rinfo);
 extern int	dcRedisIsForeignRelUpdatable(Relation rel);
 

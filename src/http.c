@@ -1117,6 +1117,157 @@ dc_http_execute(DcServer *server, DcHttpRequest *req)
 }
 
 /*
+ * Run n requests with up to max_in_flight of them in flight at once (each
+ * on a connection of its own), and hand each response to done() as soon
+ * as it is in, in completion order.  make(i) builds request i just before
+ * it is sent, so a caller need not hold all n at once: memory is bounded
+ * by max_in_flight requests and responses, each in a memory context of
+ * its own that is reset once done() returns.  Both callbacks run in that
+ * context; done() copies what it keeps into a context of the caller's.
+ *
+ * The first failure ends the batch: a network failure or oversized body
+ * raised for one request, or an error thrown by a callback (say, for a
+ * status the caller cannot accept), cancels the requests still in flight
+ * before it propagates, so nothing of the batch is still being sent while
+ * the caller cleans up.
+ */
+void
+dc_http_run_batch(DcServer *server, int n, int max_in_flight,
+				  DcHttpBatchMake make, DcHttpBatchDone done, void *arg)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	volatile int nslots = Max(1, Min(max_in_flight, n));
+	MemoryContext *cxt = palloc0(sizeof(MemoryContext) * nslots);
+	DcHttpStream **slot = palloc0(sizeof(DcHttpStream *) * nslots);
+	int		   *index = palloc0(sizeof(int) * nslots);
+
+	for (int k = 0; k < nslots; k++)
+		cxt[k] = AllocSetContextCreate(caller, "datacore HTTP batch request",
+									   ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
+	{
+		int			next = 0;
+		int			running = 0;
+
+		for (;;)
+		{
+			int			k;
+
+			/* fill the free slots */
+			for (k = 0; k < nslots && next < n; k++)
+			{
+				DcHttpRequest *req;
+
+				if (slot[k])
+					continue;
+				MemoryContextSwitchTo(cxt[k]);
+				req = make(next, arg);
+				slot[k] = dc_http_start(server, req);
+				MemoryContextSwitchTo(caller);
+				index[k] = next++;
+				running++;
+			}
+			if (running == 0)
+				break;
+
+			/* finish one that is done, or wait for progress */
+			for (k = 0; k < nslots; k++)
+				if (slot[k] && slot[k]->state != STREAM_RUNNING)
+					break;
+			if (k == nslots)
+			{
+				wait_and_act();
+				continue;
+			}
+			{
+				DcHttpRequest *req = slot[k]->req;
+				DcHttpResponse *resp;
+
+				MemoryContextSwitchTo(cxt[k]);
+				resp = dc_http_finish(slot[k]);
+				done(index[k], req, resp, arg);
+				MemoryContextSwitchTo(caller);
+			}
+			slot[k] = NULL;
+			running--;
+			MemoryContextReset(cxt[k]);
+		}
+	}
+	PG_CATCH();
+	{
+		/* deleting a context detaches its transfer (stream_reset_cb) */
+		MemoryContextSwitchTo(caller);
+		for (int k = 0; k < nslots; k++)
+			MemoryContextDelete(cxt[k]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	for (int k = 0; k < nslots; k++)
+		MemoryContextDelete(cxt[k]);
+	pfree(cxt);
+	pfree(slot);
+	pfree(index);
+}
+
+/* State of dc_http_execute_batch. */
+typedef struct ArrayBatch
+{
+	DcHttpRequest **reqs;
+	DcHttpResponse **resps;
+	MemoryContext cxt;
+} ArrayBatch;
+
+static DcHttpRequest *
+array_make(int i, void *arg)
+{
+	return ((ArrayBatch *) arg)->reqs[i];
+}
+
+/* Keep the response: move its buffers out of the request's context. */
+static void
+array_done(int i, DcHttpRequest *req, DcHttpResponse *resp, void *arg)
+{
+	ArrayBatch *b = (ArrayBatch *) arg;
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
+	DcHttpResponse *copy = palloc0(sizeof(DcHttpResponse));
+	ListCell   *lc;
+
+	copy->status = resp->status;
+	initStringInfo(&copy->body);
+	appendBinaryStringInfo(&copy->body, resp->body.data, resp->body.len);
+	foreach(lc, resp->headers)
+	{
+		DcHttpHeader *h = lfirst(lc);
+		DcHttpHeader *c = palloc(sizeof(DcHttpHeader));
+
+		c->name = pstrdup(h->name);
+		c->value = pstrdup(h->value);
+		copy->headers = lappend(copy->headers, c);
+	}
+	b->resps[i] = copy;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * N requests in, N responses out (resps[i] answers reqs[i]), up to
+ * max_in_flight at once; see dc_http_run_batch.  HTTP error statuses are
+ * returned, network failures raised (cancelling the rest).  The responses
+ * are kept until the caller's context goes, so for large bodies prefer
+ * dc_http_run_batch, whose done() sees each one while it is in memory.
+ */
+void
+dc_http_execute_batch(DcServer *server, int n, DcHttpRequest **reqs,
+					  DcHttpResponse **resps, int max_in_flight)
+{
+	ArrayBatch	b;
+
+	b.reqs = reqs;
+	b.resps = resps;
+	b.cxt = CurrentMemoryContext;
+	dc_http_run_batch(server, n, max_in_flight, array_make, array_done, &b);
+}
+
+/*
  * Start a streamed request and wait for the response headers.  The caller
  * checks the status (dc_http_stream_response), reads with dc_http_read()
  * and ends with dc_http_close(); on ERROR the stream cleans up itself.

@@ -48,6 +48,19 @@ extern DcHttpResponse *dc_http_execute(DcServer *server, DcHttpRequest *req);
 extern DcHttpStream *dc_http_start(DcServer *server, DcHttpRequest *req);
 extern DcHttpResponse *dc_http_finish(DcHttpStream *stream);
 
+/*
+ * Batches: several requests in flight at once, the first failure cancels
+ * the rest (dc_http_run_batch builds each request when a slot frees and
+ * sees each response as it completes).
+ */
+typedef DcHttpRequest *(*DcHttpBatchMake) (int i, void *arg);
+typedef void (*DcHttpBatchDone) (int i, DcHttpRequest *req, DcHttpResponse *resp,
+								 void *arg);
+extern void dc_http_run_batch(DcServer *server, int n, int max_in_flight,
+							  DcHttpBatchMake make, DcHttpBatchDone done, void *arg);
+extern void dc_http_execute_batch(DcServer *server, int n, DcHttpRequest **reqs,
+								  DcHttpResponse **resps, int max_in_flight);
+
 /* Streaming interface; dc_http_open returns once the headers are in. */
 extern DcHttpStream *dc_http_open(DcServer *server, DcHttpRequest *req);
 extern DcHttpResponse *dc_http_stream_response(DcHttpStream *stream);

@@ -104,6 +104,7 @@ static const DcOption dc_options[] = {
 	{"region", SVC_S3, ForeignServerRelationId, DC_OPT_TEXT},
 	{"multipart_threshold", SVC_S3, ForeignServerRelationId, DC_OPT_INT, 5 * MiB, 5120 * MiB},
 	{"part_size", SVC_S3, ForeignServerRelationId, DC_OPT_INT, 5 * MiB, 5120 * MiB},
+	{"parallel_parts", SVC_S3, ForeignServerRelationId, DC_OPT_INT, 1, 8},
 	{"access_key_id", SVC_S3, UserMappingRelationId, DC_OPT_SECRET},
 	{"secret_access_key", SVC_S3, UserMappingRelationId, DC_OPT_SECRET},
 	{"session_token", SVC_S3, UserMappingRelationId, DC_OPT_SECRET},
@@ -125,6 +126,7 @@ static const DcOption dc_options[] = {
 	{"table_type", SVC_REDIS, ForeignTableRelationId, DC_OPT_ENUM, 0, 0, "string|hash|list|set|zset"},
 	{"key_prefix", SVC_REDIS, ForeignTableRelationId, DC_OPT_TEXT},
 	{"scan_count", SVC_REDIS, ForeignTableRelationId, DC_OPT_INT, 1, 100000},
+	{"batch_size", SVC_REDIS, ForeignTableRelationId, DC_OPT_INT, 1, 100000},
 
 	{NULL}
 };

@@ -8,8 +8,9 @@
  * signed text is exactly what goes on the wire.  Bodies are hashed for
  * x-amz-content-sha256, never sent as UNSIGNED-PAYLOAD.
  *
- * Large uploads go up as multipart (parts point into the caller's buffer,
- * nothing is copied) and an upload that fails half-way is aborted before
+ * Large uploads go up as multipart, up to parallel_parts parts in flight
+ * at once (parts point into the caller's buffer, nothing is copied) and an
+ * upload that fails half-way is aborted before
  * the error propagates, so no orphaned parts stay behind.  Downloads are
  * streamed into a buffer sized from Content-Length and capped by
  * max_response_bytes.
@@ -41,6 +42,9 @@
 #define DEFAULT_PART_SIZE	(8 * MiB)
 #define MIN_PART_SIZE		(5 * MiB)
 #define MAX_PARTS			10000
+#define DEFAULT_PARALLEL_PARTS 4
+#define ABORT_ATTEMPTS		3
+#define ABORT_PAUSE_MS		200
 #define ERROR_BODY_MAX		(64 * 1024)
 #define MAX_PRESIGN_SECS	604800
 
@@ -367,10 +371,24 @@ abort_upload(DcServer *server, const char *operation, const char *bucket,
 		DcHttpRequest *req;
 		DcHttpResponse *resp;
 
-		req = dc_s3_request(cleanup, operation, "DELETE", bucket, key,
-							list_make1(dc_sigv4_pair("uploadId", upload_id)),
-							NULL, 0, NULL);
-		resp = dc_http_execute(cleanup, req);
+		for (int attempt = 0;; attempt++)
+		{
+			req = dc_s3_request(cleanup, operation, "DELETE", bucket, key,
+								list_make1(dc_sigv4_pair("uploadId", upload_id)),
+								NULL, 0, NULL);
+			resp = dc_http_execute(cleanup, req);
+			/*
+			 * A part cancelled in flight may still be landing on the server,
+			 * which can then fail the abort: try again shortly, a bounded
+			 * number of times (an answer, not a timeout, so it is quick).
+			 */
+			if (resp->status < 500 || attempt >= ABORT_ATTEMPTS - 1)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 ABORT_PAUSE_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
 		if (resp->status >= 300 && resp->status != 404)
 			dc_s3_raise(cleanup, req, resp);
 	}
@@ -391,9 +409,61 @@ abort_upload(DcServer *server, const char *operation, const char *bucket,
 	PG_END_TRY();
 }
 
+/* What the parts of one multipart upload share (dc_http_run_batch). */
+typedef struct PartBatch
+{
+	DcServer   *server;
+	const char *operation;
+	const char *bucket;
+	const char *key;
+	const char *upload_id;
+	const char *body;
+	size_t		len;
+	int64		part_size;
+	char	  **etags;			/* per part, escaped for the XML */
+	MemoryContext cxt;			/* where etags live */
+} PartBatch;
+
+/* PUT of part i + 1: a slice of the body, hashed just before it is sent. */
+static DcHttpRequest *
+part_request(int i, void *arg)
+{
+	PartBatch  *pb = (PartBatch *) arg;
+	size_t		off = (size_t) i * pb->part_size;
+	size_t		n = Min((size_t) pb->part_size, pb->len - off);
+
+	CHECK_FOR_INTERRUPTS();
+	return dc_s3_request(pb->server, pb->operation, "PUT", pb->bucket, pb->key,
+						 list_make2(dc_sigv4_pair("partNumber", psprintf("%d", i + 1)),
+									dc_sigv4_pair("uploadId", pb->upload_id)),
+						 pb->body + off, n, NULL);
+}
+
+/* A part's answer: any error status ends the upload, as does a missing ETag. */
+static void
+part_done(int i, DcHttpRequest *req, DcHttpResponse *resp, void *arg)
+{
+	PartBatch  *pb = (PartBatch *) arg;
+	const char *part_etag;
+
+	if (resp->status >= 300)
+		dc_s3_raise(pb->server, req, resp);
+	part_etag = dc_http_header_text(pb->server, resp, "etag");
+	if (part_etag == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
+				 errmsg("server \"%s\" sent an invalid reply to %s",
+						pb->server->servername, pb->operation),
+				 errdetail("Part %d of the multipart upload came back without an ETag.", i + 1)));
+	pb->etags[i] = MemoryContextStrdup(pb->cxt, dc_s3_xml_escape(part_etag));
+}
+
 /*
- * Upload the parts of "body" and complete the upload; returns the ETag as
- * S3 sent it.  Any failure throws (the caller aborts the upload).
+ * Upload the parts of "body", up to parallel_parts at once, and complete
+ * the upload; returns the ETag as S3 sent it.  Any failure throws (the
+ * caller aborts the upload); parts still in flight are cancelled first.
+ * The parts point into "body", so memory beyond it is a few headers per
+ * part in flight.
  */
 static char *
 upload_parts(DcServer *server, const char *operation, const char *bucket,
@@ -406,39 +476,27 @@ upload_parts(DcServer *server, const char *operation, const char *bucket,
 	DcS3Error	e;
 	char	   *etag;
 	int			nparts = (int) ((len + part_size - 1) / part_size);
-	MemoryContext partcxt;
+	PartBatch	pb;
 
-	partcxt = AllocSetContextCreate(CurrentMemoryContext, "datacore S3 part",
-									ALLOCSET_DEFAULT_SIZES);
+	pb.server = server;
+	pb.operation = operation;
+	pb.bucket = bucket;
+	pb.key = key;
+	pb.upload_id = upload_id;
+	pb.body = body;
+	pb.len = len;
+	pb.part_size = part_size;
+	pb.etags = palloc0(sizeof(char *) * nparts);
+	pb.cxt = CurrentMemoryContext;
+	dc_http_run_batch(server, nparts,
+					  dc_option_int(server, "parallel_parts", DEFAULT_PARALLEL_PARTS),
+					  part_request, part_done, &pb);
+
 	initStringInfo(&xml);
 	appendStringInfoString(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
 	for (int i = 0; i < nparts; i++)
-	{
-		size_t		off = (size_t) i * part_size;
-		size_t		n = Min((size_t) part_size, len - off);
-		const char *part_etag;
-		MemoryContext old;
-
-		CHECK_FOR_INTERRUPTS();
-		old = MemoryContextSwitchTo(partcxt);
-		req = dc_s3_request(server, operation, "PUT", bucket, key,
-							list_make2(dc_sigv4_pair("partNumber", psprintf("%d", i + 1)),
-									   dc_sigv4_pair("uploadId", upload_id)),
-							body + off, n, NULL);
-		resp = execute_ok(server, req);
-		part_etag = dc_http_header_text(server, resp, "etag");
-		if (part_etag == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_STRING_FORMAT),
-					 errmsg("server \"%s\" sent an invalid reply to %s",
-							server->servername, operation),
-					 errdetail("Part %d of the multipart upload came back without an ETag.", i + 1)));
-		MemoryContextSwitchTo(old);
 		appendStringInfo(&xml, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
-						 i + 1, dc_s3_xml_escape(part_etag));
-		MemoryContextReset(partcxt);
-	}
-	MemoryContextDelete(partcxt);
+						 i + 1, pb.etags[i]);
 	appendStringInfoString(&xml, "</CompleteMultipartUpload>");
 
 	req = dc_s3_request(server, operation, "POST", bucket, key,

@@ -4,14 +4,14 @@
 #
 #   test/bench/redis/run.sh [rounds]      (default 3 rounds; prints medians)
 #
-# Needs the local stack (test/services start) with datacore installed.  Uses
+# Builds and installs this tree and restarts the stack's PostgreSQL.  Uses
 # Redis database 15 (flushed before and after) and a scratch PostgreSQL
 # database redis_bench.  Run it under /tmp/datacore-check.lock: the stack
 # is shared.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source test/bench/lib.sh
-eval "$(test/services env)"
+bench_install
 
 ROUNDS=${1:-3}
 # DC_BENCH_KEEP=1 leaves the data and the database in place for profiling
@@ -79,6 +79,11 @@ CREATE USER MAPPING FOR PUBLIC SERVER bench_redis
   OPTIONS (user '$DC_REDIS_USER', password '$DC_REDIS_PASSWORD');
 CREATE FOREIGN TABLE public.bench_str (key text, value text)
   SERVER bench_redis OPTIONS (table_type 'string', key_prefix 'bench:s:');
+CREATE FOREIGN TABLE public.bench_ins (key text, value text)
+  SERVER bench_redis OPTIONS (table_type 'string', key_prefix 'bench:i:');
+CREATE FOREIGN TABLE public.bench_ins1 (key text, value text)
+  SERVER bench_redis OPTIONS (table_type 'string', key_prefix 'bench:i1:', batch_size '1');
+CREATE SEQUENCE public.bench_round;
 CREATE FOREIGN TABLE public.bench_hash (key text, field text, value text)
   SERVER bench_redis OPTIONS (table_type 'hash', key_prefix 'bench:h:');
 CREATE FOREIGN TABLE public.bench_hashdoc (key text, value jsonb)
@@ -122,6 +127,14 @@ run_timed "SELECT count(*) FROM bench_hashdoc" $N sql_ms "SELECT count(*) FROM b
 run_timed "full read bench_hashdoc (key, jsonb): count(value)" $N sql_ms "SELECT count(value) FROM bench_hashdoc"
 run_timed "full read bench_hashdoc: sum(length(value->>'name'))" $N sql_ms "SELECT count(*), sum(length(value->>'name')) FROM bench_hashdoc"
 run_timed "full read bench_hash (key, field, value), per key" $N sql_ms "SELECT count(value) FROM bench_hash"
+echo "-- writes: INSERT of new string keys (fresh keys every round)"
+run_timed "redis-benchmark SET -P 1000 -c 1" $N \
+    redis-benchmark -h 127.0.0.1 -p "$DC_REDIS_PORT" --user "$DC_REDIS_USER" -a "$DC_REDIS_PASSWORD" \
+        --dbnum $DB -c 1 -P 1000 -n $N -r $N -q SET bench:w:__rand_int__ value-1
+run_timed "INSERT x100k, batch_size 256" $N sql_ms \
+    "WITH r AS (SELECT nextval('bench_round') AS r) INSERT INTO bench_ins SELECT r || ':' || g, 'value-' || g FROM r, generate_series(1, $N) g"
+run_timed "INSERT x10k, batch_size 1" 10000 sql_ms \
+    "WITH r AS (SELECT nextval('bench_round') AS r) INSERT INTO bench_ins1 SELECT r || ':' || g, 'value-' || g FROM r, generate_series(1, 10000) g"
 echo "-- one redis_get() per key (a round trip each)"
 run_timed "redis_get x100k" $N sql_ms \
     "SELECT count(datacore.redis_get(format('bench:s:%s', lpad(g::text, 12, '0')), 'bench_redis')) FROM generate_series(1, $N) g"
@@ -140,7 +153,24 @@ for raw in "redis-cli --pipe HGETALL x100k" "redis-benchmark HGETALL -P 1000 -c 
     show_ratio "full read bench_hash (key, field, value), per key" "$raw"
 done
 show_ratio "full read bench_str: count(value)" "redis_get x100k"
+echo "== writes"
+show_ratio "INSERT x100k, batch_size 256" "redis-benchmark SET -P 1000 -c 1"
+show_ratio "INSERT x100k, batch_size 256" "INSERT x10k, batch_size 1"
+printf '  %-66s %s\n' "INSERT x100k, batch_size 256 / goal 200000 rows/s" \
+    "$(awk -v a="${RATE[INSERT x100k, batch_size 256]}" 'BEGIN {printf "%.2f", a / 200000}')"
 echo "(load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+bench_result "Redis foreign scan of 100k strings, rows/s, vs redis-benchmark -P 1000 -c 1 GET (goal >= 0.50)" \
+    "${RATE[full read bench_str: count(value)]}" "${RATE[redis-benchmark GET -P 1000 -c 1]}" \
+    "$(ratio "full read bench_str: count(value)" "redis-benchmark GET -P 1000 -c 1")"
+bench_result "Redis FDW INSERT of 100k new string keys, rows/s, vs the goal 200,000 rows/s (goal >= 1.00)" \
+    "${RATE[INSERT x100k, batch_size 256]}" 200000 \
+    "$(awk -v a="${RATE[INSERT x100k, batch_size 256]}" 'BEGIN {printf "%.2f", a / 200000}')"
+bench_result "Redis FDW INSERT, rows/s, vs redis-benchmark -P 1000 -c 1 SET" \
+    "${RATE[INSERT x100k, batch_size 256]}" "${RATE[redis-benchmark SET -P 1000 -c 1]}" \
+    "$(ratio "INSERT x100k, batch_size 256" "redis-benchmark SET -P 1000 -c 1")"
+bench_result "Redis FDW INSERT, rows/s, batch_size 256 vs batch_size 1" \
+    "${RATE[INSERT x100k, batch_size 256]}" "${RATE[INSERT x10k, batch_size 1]}" \
+    "$(ratio "INSERT x100k, batch_size 256" "INSERT x10k, batch_size 1")"
 
 [[ ${DC_BENCH_KEEP:-} ]] && exit 0
 "${RCLI[@]}" flushdb >/dev/null
