@@ -502,10 +502,23 @@ TimestampTz
 dc_breaker_open_until(Oid serverid)
 {
 	TimestampTz next_probe;
+	TimestampTz soon;
 
-	if (dc_breaker_state(serverid, &next_probe) == DC_BREAKER_CLOSED)
-		return 0;
-	return next_probe;
+	switch (dc_breaker_state(serverid, &next_probe))
+	{
+		case DC_BREAKER_CLOSED:
+			return 0;
+		case DC_BREAKER_HALF_OPEN:
+
+			/*
+			 * A probe is under way: its lease can be minutes long, but its
+			 * answer usually comes much sooner, so look again shortly.
+			 */
+			soon = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+			return Min(next_probe, soon);
+		default:
+			return next_probe;
+	}
 }
 
 PG_FUNCTION_INFO_V1(datacore_breaker_status);

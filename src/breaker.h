@@ -60,8 +60,8 @@ extern bool dc_breaker_status_failure(long status);
 
 /*
  * For the job runner: until when calls to serverid fail fast (0, or a time
- * already past: they do not).  dc_breaker_state's next_probe, for callers
- * that only need to know how long to wait.
+ * already past: they do not).  While a probe is under way, at most a second
+ * from now: the probe's answer, not its lease, decides.
  */
 extern TimestampTz dc_breaker_open_until(Oid serverid);
 

@@ -59,6 +59,7 @@
 #include "http.h"
 #include "jobs.h"
 #include "ollama.h"
+#include "qdrant.h"
 #include "s3.h"
 
 /* GUCs */
@@ -910,6 +911,63 @@ end_ollama_generate(void *call)
 	return jsonb_string(dc_ollama_generate_end((DcOllamaGenerate *) call));
 }
 
+/* qdrant_upsert of one point or a batch (args "points"). */
+typedef struct QdrantJob
+{
+	DcServer   *server;
+	DcQdrantUpsert *upsert;
+	json_t	   *id;				/* one point: its id, for the result */
+} QdrantJob;
+
+static void *
+begin_qdrant_upsert(DcJob *job)
+{
+	const char *op = job->kind->name;
+	QdrantJob  *q = palloc0(sizeof(QdrantJob));
+	json_t	   *args = dc_jsonb_to_json(DatumGetJsonbP(job->args), "args");
+	json_t	   *points = json_object_get(args, "points");
+	json_t	   *wait = json_object_get(args, "wait");
+	char	   *collection = arg_text(job, "collection");
+
+	q->server = dc_get_server(job->server, DC_SERVICE_QDRANT, op);
+	if (points == NULL)
+	{
+		json_t	   *id = json_object_get(args, "id");
+		json_t	   *payload = json_object_get(args, "payload");
+		json_t	   *point = dc_json_object();
+
+		/* the id is read as qdrant_upsert(collection, id bigint | text, ...) reads it */
+		if (json_is_integer(id))
+			q->id = dc_qdrant_id_from_datum(Int64GetDatum(json_integer_value(id)), INT8OID);
+		else if (id != NULL && !json_is_null(id))
+			q->id = dc_qdrant_id_from_datum(CStringGetTextDatum(arg_text(job, "id")), TEXTOID);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"id\" must not be null")));
+		json_object_set(point, "id", q->id);
+		json_object_set(point, "vector", json_object_get(args, "vector"));
+		if (payload != NULL && !json_is_null(payload))
+			json_object_set(point, "payload", payload);
+		points = json_array();
+		json_array_append_new(points, point);
+	}
+	q->upsert = dc_qdrant_upsert_begin(q->server, op, collection, points,
+									   wait == NULL || json_is_null(wait) || json_is_true(wait));
+	return q;
+}
+
+static Datum
+end_qdrant_upsert(void *call)
+{
+	QdrantJob  *q = call;
+	int64		n = dc_qdrant_upsert_end(q->upsert);
+
+	if (q->id)
+		return jsonb_string(dc_qdrant_id_to_text(q->server, "qdrant_upsert", q->id));
+	return jsonb_from_cstring(psprintf(INT64_FORMAT, n));
+}
+
 typedef struct Split
 {
 	const char *kind;
@@ -922,6 +980,7 @@ static const Split splits[] = {
 	{"s3_put", begin_s3_put, end_s3_put},
 	{"ollama_embed", begin_ollama_embed, end_ollama_embed},
 	{"ollama_generate", begin_ollama_generate, end_ollama_generate},
+	{"qdrant_upsert", begin_qdrant_upsert, end_qdrant_upsert},
 };
 
 static const Split *

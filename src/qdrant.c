@@ -292,28 +292,52 @@ dc_qdrant_call(DcServer *server, const char *operation, const char *method,
 							   body ? dc_json_dumps(body) : NULL, collection);
 }
 
-/* dc_qdrant_call() with a body that is JSON text already. */
-json_t *
-dc_qdrant_call_text(DcServer *server, const char *operation, const char *method,
-					const char *path, const char *body, const char *collection)
+/* A request begun by qdrant_start. */
+typedef struct DcQdrantCall
 {
-	DcHttpRequest *req = dc_http_request(server, operation, method, path);
-	DcHttpResponse *resp;
+	DcServer   *server;
+	const char *operation;
+	const char *collection;
+	DcHttpRequest *req;
+	DcHttpStream *stream;
+} DcQdrantCall;
+
+/* Send a request (body: JSON text or NULL) without waiting for its answer. */
+static DcQdrantCall *
+qdrant_start(DcServer *server, const char *operation, const char *method,
+			 const char *path, const char *body, const char *collection)
+{
+	DcQdrantCall *call = palloc(sizeof(DcQdrantCall));
 	const char *key = dc_option(server, "api_key");
+
+	call->server = server;
+	call->operation = operation;
+	call->collection = collection;
+	call->req = dc_http_request(server, operation, method, path);
+	if (key)
+		dc_http_add_header(call->req, "api-key", key);
+	if (body)
+		dc_http_set_json_body(call->req, body);
+	call->stream = dc_http_start(server, call->req);
+	return call;
+}
+
+/* Wait for a qdrant_start() request; see dc_qdrant_call(). */
+static json_t *
+qdrant_finish(DcQdrantCall *call)
+{
+	DcServer   *server = call->server;
+	const char *operation = call->operation;
+	DcHttpResponse *resp;
 	json_t	   *reply;
 	json_t	   *status;
 	json_t	   *result;
 
-	if (key)
-		dc_http_add_header(req, "api-key", key);
-	if (body)
-		dc_http_set_json_body(req, body);
-
-	resp = dc_http_execute(server, req);
+	resp = dc_http_finish(call->stream);
 	if (resp->status >= 400)
-		raise_qdrant_error(server, req, resp, collection);
+		raise_qdrant_error(server, call->req, resp, call->collection);
 	if (resp->status < 200 || resp->status >= 300)
-		dc_http_raise_status(server, req, resp, NULL);
+		dc_http_raise_status(server, call->req, resp, NULL);
 
 	reply = dc_json_parse(server, operation, resp->body.data, resp->body.len);
 	if (!json_is_object(reply))
@@ -333,6 +357,15 @@ dc_qdrant_call_text(DcServer *server, const char *operation, const char *method,
 		dc_json_bad_reply(server, operation, "The reply has no \"status\".");
 	result = json_object_get(reply, "result");
 	return result ? result : json_null();
+}
+
+/* dc_qdrant_call() with a body that is JSON text already. */
+json_t *
+dc_qdrant_call_text(DcServer *server, const char *operation, const char *method,
+					const char *path, const char *body, const char *collection)
+{
+	return qdrant_finish(qdrant_start(server, operation, method, path, body,
+									  collection));
 }
 
 /* ---------- argument helpers ---------- */
@@ -657,30 +690,17 @@ datacore_qdrant_upsert(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(dc_qdrant_id_to_text(server, op, id)));
 }
 
-PG_FUNCTION_INFO_V1(datacore_qdrant_upsert_batch);
-
 /*
- * qdrant_upsert(collection, points jsonb, wait, server) → number of
- * points.  points is an array of {"id", "vector", "payload"} objects, sent
- * in one request after every id and vector has been checked.
+ * Check the points of a batch upsert (an array of {"id", "vector",
+ * "payload"} objects) and put each id in Qdrant's form; returns how many
+ * there are.
  */
-Datum
-datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
+static size_t
+check_points(json_t *points)
 {
-	const char *op = "qdrant_upsert";
-	const char *collection = arg_text(fcinfo, 0, "collection");
-	bool		wait = arg_bool(fcinfo, 2, true);
-	DcServer   *server;
-	json_t	   *points;
-	json_t	   *body = dc_json_object();
 	size_t		i,
 				n;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"points\" must not be null")));
-	points = dc_jsonb_to_json(PG_GETARG_JSONB_P(1), "points");
 	if (!json_is_array(points))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -731,14 +751,73 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("payload of point %zu must be a JSON object", i + 1)));
 	}
-	if (n == 0)
-		PG_RETURN_INT32(0);
+	return n;
+}
 
-	json_object_set_new(body, "points", points);
+/* A batch upsert begun by dc_qdrant_upsert_begin. */
+struct DcQdrantUpsert
+{
+	DcQdrantCall *call;			/* NULL: no points */
+	size_t		n;
+};
+
+/*
+ * qdrant_upsert of a batch in two halves: the request is sent here and
+ * dc_qdrant_upsert_end() waits for it, so that several can be in flight
+ * at once (the job runner).
+ */
+DcQdrantUpsert *
+dc_qdrant_upsert_begin(DcServer *server, const char *operation,
+					   const char *collection, json_t *points, bool wait)
+{
+	DcQdrantUpsert *u = palloc0(sizeof(DcQdrantUpsert));
+	json_t	   *body = dc_json_object();
+
+	u->n = check_points(points);
+	if (u->n == 0)
+		return u;
+	json_object_set(body, "points", points);
+	u->call = qdrant_start(server, operation, "PUT",
+						   write_path(collection, "/points", wait),
+						   dc_json_dumps(body), collection);
+	return u;
+}
+
+/* The number of points of a dc_qdrant_upsert_begin() request, once stored. */
+int64
+dc_qdrant_upsert_end(DcQdrantUpsert *u)
+{
+	if (u->call)
+		(void) qdrant_finish(u->call);
+	return (int64) u->n;
+}
+
+PG_FUNCTION_INFO_V1(datacore_qdrant_upsert_batch);
+
+/*
+ * qdrant_upsert(collection, points jsonb, wait, server) → number of
+ * points.  points is an array of {"id", "vector", "payload"} objects, sent
+ * in one request after every id and vector has been checked.
+ */
+Datum
+datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
+{
+	const char *op = "qdrant_upsert";
+	const char *collection = arg_text(fcinfo, 0, "collection");
+	bool		wait = arg_bool(fcinfo, 2, true);
+	DcServer   *server;
+	json_t	   *points;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"points\" must not be null")));
+	points = dc_jsonb_to_json(PG_GETARG_JSONB_P(1), "points");
+	if (json_is_array(points) && json_array_size(points) == 0)
+		PG_RETURN_INT32(0);
 	server = arg_server(fcinfo, 3, op);
-	(void) dc_qdrant_call(server, op, "PUT", write_path(collection, "/points", wait),
-						  body, collection);
-	PG_RETURN_INT32((int32) n);
+	PG_RETURN_INT32((int32) dc_qdrant_upsert_end(dc_qdrant_upsert_begin(server, op, collection,
+																	  points, wait)));
 }
 
 PG_FUNCTION_INFO_V1(datacore_qdrant_search);

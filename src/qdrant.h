@@ -18,6 +18,12 @@
 #include "json.h"
 
 /* in qdrant.c */
+typedef struct DcQdrantUpsert DcQdrantUpsert;
+extern DcQdrantUpsert *dc_qdrant_upsert_begin(DcServer *server,
+											  const char *operation,
+											  const char *collection,
+											  json_t *points, bool wait);
+extern int64 dc_qdrant_upsert_end(DcQdrantUpsert *u);
 extern json_t *dc_qdrant_call(DcServer *server, const char *operation,
 							  const char *method, const char *path,
 							  json_t *body, const char *collection);
