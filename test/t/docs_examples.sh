@@ -10,14 +10,17 @@
 #   bash test/t/docs_examples.sh [PAGE.md ...]     default: every page
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source test/lib.sh
 eval "$(test/services env)"
 
 WORK=$(mktemp -d)
 ADMIN_DB=dc_docs_admin
 FAILED=0
+redis_pid=
 export PGDATABASE=postgres
 
 cleanup() {
+    [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null || true
     psql -X -q -c "DROP DATABASE IF EXISTS $ADMIN_DB" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -176,10 +179,36 @@ run_page() {
 PGOPTIONS=-cclient_min_messages=warning psql -X -q -c "DROP DATABASE IF EXISTS $ADMIN_DB" -c "CREATE DATABASE $ADMIN_DB"
 admin -f test/regress/setup.psql >/dev/null
 
+# The AeroVista demo as run-demo runs it (docs/examples/demo-chain), but
+# against a Redis that has only "requirepass": the demo must work with the
+# default user, without an ACL user of its own.
+run_demo() {
+    local port=$((DC_REDIS_PORT + 17)) pw=docs-requirepass-pw before=$WORK/demo.before
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "FAIL  demo: port $port is taken"; FAILED=$((FAILED + 1)); return; }
+    (dc_close_fds; exec redis-server --bind 127.0.0.1 --port "$port" --requirepass "$pw" \
+        --save '' --appendonly no --dir "$WORK") >"$WORK/redis.log" 2>&1 &
+    redis_pid=$!
+    dc_wait_for "requirepass-only redis" "$WORK/redis.log" "$redis_pid" \
+        env REDISCLI_AUTH="$pw" redis-cli --no-auth-warning -p "$port" ping
+    snapshot >"$before"
+    if DC_REDIS_PORT=$port DC_REDIS_USER='' DC_REDIS_PASSWORD=$pw \
+            docs/examples/demo-chain dc_docs_demo >"$WORK/demo.out" 2>&1; then
+        printf 'ok    %-26s %s\n' docs/examples/demo-chain "(Redis with requirepass only)"
+    else
+        echo "FAIL  docs/examples/demo-chain (Redis with requirepass only)"
+        sed 's/^/    /' "$WORK/demo.out" | tail -n 40
+        FAILED=$((FAILED + 1))
+    fi
+    psql -X -q -c "DROP DATABASE dc_docs_demo WITH (FORCE)"
+    snapshot >"$WORK/demo.after"
+    remove_new "$before" "$WORK/demo.after"
+}
+
 pages=("$@")
 (( ${#pages[@]} )) || pages=(README.md docs/*.md)
 for page in "${pages[@]}"; do
     run_page "$page"
 done
+(( $# )) || run_demo
 (( FAILED == 0 )) || { echo "$FAILED page(s) failed"; exit 1; }
 echo "every example ran as documented"
