@@ -77,7 +77,7 @@ SELECT aerovista.get_recent_activity_summary(6);
 SELECT aerovista.get_recent_activity_summary(0);
 \echo :LAST_ERROR_SQLSTATE
 
--- web_anon reaches the services only through the RPCs
+-- web_anon reaches the services only through the RPCs: the server fence, not the schema, stops it
 SELECT datacore.redis_get('aerovista:summary:6');
 SELECT * FROM aerovista.activity_logs;
 RESET ROLE;

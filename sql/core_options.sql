@@ -74,6 +74,31 @@ CREATE FOREIGN TABLE regress_ft (key text) SERVER regress_r
 	OPTIONS (table_type 'hash', key_prefix 'user:', scan_count '500');
 DROP FOREIGN TABLE regress_ft;
 
+-- a wrong value is HV024 for every kind, booleans and the csv delimiter too;
+-- a missing bucket is HV00J when the table is created, not at the first scan
+CREATE FOREIGN TABLE regress_ft (key text) SERVER regress_s OPTIONS (bucket 'b', header 'maybe');
+\echo :LAST_ERROR_SQLSTATE
+CREATE FOREIGN TABLE regress_ft (key text) SERVER regress_s OPTIONS (bucket 'b', delimiter ';;');
+\echo :LAST_ERROR_SQLSTATE
+CREATE FOREIGN TABLE regress_ft (key text) SERVER regress_s OPTIONS (bucket 'b', delimiter '"');
+\echo :LAST_ERROR_SQLSTATE
+CREATE FOREIGN TABLE regress_ft (key text) SERVER regress_s OPTIONS (prefix 'x/');
+\echo :LAST_ERROR_SQLSTATE
+CREATE FOREIGN TABLE regress_ft (key text) SERVER regress_s
+	OPTIONS (bucket 'b', format 'csv', header 'off', delimiter ';');
+ALTER FOREIGN TABLE regress_ft OPTIONS (SET delimiter ';;');
+\echo :LAST_ERROR_SQLSTATE
+ALTER FOREIGN TABLE regress_ft OPTIONS (DROP bucket);
+\echo :LAST_ERROR_SQLSTATE
+DROP FOREIGN TABLE regress_ft;
+ALTER SERVER regress_r OPTIONS (ADD allow_dangerous_commands 'perhaps');
+\echo :LAST_ERROR_SQLSTATE
+
+-- retries: never for Redis, whose commands are not resent; 0-10 elsewhere
+ALTER SERVER regress_r OPTIONS (ADD retries '2');
+\echo :LAST_ERROR_SQLSTATE
+ALTER SERVER regress_q OPTIONS (ADD retries '10');
+
 -- wrappers take no options of their own
 ALTER FOREIGN DATA WRAPPER datacore_redis OPTIONS (host 'x');
 

@@ -181,7 +181,9 @@ SELECT format('CREATE USER MAPPING FOR CURRENT_USER SERVER regress_s3_bad OPTION
 SELECT s3_get('regress-s3', 'docs/b.txt', 'regress_s3_bad');
 \echo :LAST_ERROR_SQLSTATE
 SELECT s3_put('regress-s3', 'docs/x', 'x'::text, NULL, 'regress_s3_bad');
+-- a HEAD has no error document: its bare 403 is the same SQLSTATE as the GET's
 SELECT s3_head('regress-s3', 'docs/b.txt', 'regress_s3_bad');
+\echo :LAST_ERROR_SQLSTATE
 ALTER USER MAPPING FOR CURRENT_USER SERVER regress_s3_bad OPTIONS (SET access_key_id 'AKIDUNKNOWN');
 SELECT s3_list('regress-s3', '', 'regress_s3_bad');
 \echo :LAST_ERROR_SQLSTATE

@@ -178,7 +178,7 @@ read_table_opts(Oid relid, S3TableOpts *o)
 	{
 		if (strlen(delim) != 1 || delim[0] == '"' || delim[0] == '\n' || delim[0] == '\r')
 			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("delimiter of foreign table \"%s\" must be a single character other than quote and newline",
 							get_rel_name(relid))));
 		o->delimiter = delim[0];

@@ -48,6 +48,7 @@ typedef enum DcOptKind
 	DC_OPT_ENUM,				/* one of a '|'-separated list */
 	DC_OPT_SECRET,				/* any string; only on user mappings */
 	DC_OPT_ADDRESS,				/* an IPv4 or IPv6 address, no host name */
+	DC_OPT_CSV_DELIMITER,		/* one byte, not a quote or a line end */
 	DC_OPT_SUPERUSER_BOOL		/* boolean that only a superuser may set true */
 } DcOptKind;
 
@@ -77,7 +78,8 @@ static const DcOption dc_options[] = {
 	{"timeout_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
 	{"connect_timeout_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
 	{"max_response_bytes", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, MaxAllocSize - 1},
-	{"retries", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 10},
+	/* a Redis command is never resent once written: it may have run */
+	{"retries", SVC_HTTP, ForeignServerRelationId, DC_OPT_INT, 0, 10},
 	{"breaker_threshold", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 0, 1000},
 	{"breaker_cooldown_ms", SVC_ALL, ForeignServerRelationId, DC_OPT_INT, 1, INT_MAX},
 	/* superuser only, see check_value */
@@ -112,7 +114,7 @@ static const DcOption dc_options[] = {
 	{"prefix", SVC_S3, ForeignTableRelationId, DC_OPT_TEXT},
 	{"format", SVC_S3, ForeignTableRelationId, DC_OPT_ENUM, 0, 0, "raw|jsonl|csv"},
 	{"header", SVC_S3, ForeignTableRelationId, DC_OPT_BOOL},
-	{"delimiter", SVC_S3, ForeignTableRelationId, DC_OPT_TEXT},
+	{"delimiter", SVC_S3, ForeignTableRelationId, DC_OPT_CSV_DELIMITER},
 	{"max_record_bytes", SVC_S3, ForeignTableRelationId, DC_OPT_INT, 1, 512 * MiB},
 	{"max_record_bytes", SVC_S3, ForeignServerRelationId, DC_OPT_INT, 1, 512 * MiB},
 
@@ -314,6 +316,23 @@ dc_check_redis_host(const char *host)
 			 errhint("Give the address, for example host '127.0.0.1' or host '::1'; \"getent hosts NAME\" shows the addresses of a name.")));
 }
 
+/*
+ * defGetBoolean() reports a bad value as a syntax error (42601); an option
+ * value of the wrong type is HV024 like every other one.
+ */
+static bool
+parse_bool_value(const char *name, const char *value)
+{
+	bool		result;
+
+	if (!parse_bool(value, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", name, value),
+				 errdetail("The value must be a boolean: true or false (also on/off, yes/no, 1/0).")));
+	return result;
+}
+
 static void
 check_value(const DcOption *opt, DefElem *def)
 {
@@ -340,12 +359,19 @@ check_value(const DcOption *opt, DefElem *def)
 			 * (and its credentials) to every role with USAGE on the
 			 * server, so only a superuser may do it.
 			 */
-			if (defGetBoolean(def) && strcmp(opt->name, "allow_link_local") == 0 &&
-				!superuser())
+			if (parse_bool_value(opt->name, value) &&
+				strcmp(opt->name, "allow_link_local") == 0 && !superuser())
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("permission denied to set option \"allow_link_local\""),
 						 errdetail("Only a superuser may let a server reach link-local and cloud-metadata addresses.")));
+			break;
+		case DC_OPT_CSV_DELIMITER:
+			if (strlen(value) != 1 || value[0] == '"' || value[0] == '\n' || value[0] == '\r')
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"", opt->name, value),
+						 errdetail("The delimiter must be a single one-byte character other than a double quote, carriage return or newline.")));
 			break;
 		case DC_OPT_ENUM:
 			{
@@ -389,7 +415,7 @@ check_value(const DcOption *opt, DefElem *def)
 			 * cannot change any option of a server where this is on; he may
 			 * turn it off (as postgres_fdw's password_required).
 			 */
-			if (defGetBoolean(def) && !superuser())
+			if (parse_bool_value(opt->name, value) && !superuser())
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 						 errmsg("only superusers may set option \"%s\" to true", opt->name),
@@ -407,6 +433,7 @@ dc_check_option_list(DcService service, List *options, Oid catalog)
 {
 	ListCell   *lc;
 	bool		have_url = false;
+	bool		have_bucket = false;
 
 	foreach(lc, options)
 	{
@@ -428,13 +455,28 @@ dc_check_option_list(DcService service, List *options, Oid catalog)
 						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 						 errmsg("option \"%s\" is accepted only on %s", def->defname,
 								catalog_name(elsewhere->catalog))));
+			if (service == DC_SERVICE_REDIS && strcmp(def->defname, "retries") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"retries\" does not apply to servers of wrapper %s",
+								dc_services[service].wrapper),
+						 errdetail("A Redis command is never sent again once written, because it may have run; an idle connection that the server closed is reopened without this option.")));
 			report_unknown_option(service, def->defname, catalog);
 		}
 
 		check_value(opt, def);
 		if (strcmp(def->defname, "url") == 0)
 			have_url = true;
+		if (strcmp(def->defname, "bucket") == 0)
+			have_bucket = true;
 	}
+
+	if (catalog == ForeignTableRelationId && service == DC_SERVICE_S3 && !have_bucket)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("option \"bucket\" is required for foreign tables of wrapper %s",
+						dc_services[service].wrapper),
+				 errhint("For example: CREATE FOREIGN TABLE name (key text, size bigint) SERVER name OPTIONS (bucket 'summaries');")));
 
 	if (catalog == ForeignServerRelationId && service != DC_SERVICE_REDIS && !have_url)
 		ereport(ERROR,

@@ -226,8 +226,13 @@ s3_errcode(const char *code, long status)
 		{"NoSuchKey", ERRCODE_UNDEFINED_OBJECT},
 		{"NoSuchBucket", ERRCODE_UNDEFINED_OBJECT},
 		{"NoSuchUpload", ERRCODE_UNDEFINED_OBJECT},
-		{"AccessDenied", ERRCODE_INSUFFICIENT_PRIVILEGE},
-		{"AllAccessDisabled", ERRCODE_INSUFFICIENT_PRIVILEGE},
+		/*
+		 * Every 403 is one SQLSTATE: a HEAD answer has no body to tell a
+		 * wrong secret (SignatureDoesNotMatch) from a refusal by policy
+		 * (AccessDenied), so the two must not differ anywhere.
+		 */
+		{"AccessDenied", ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION},
+		{"AllAccessDisabled", ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION},
 		{"InvalidAccessKeyId", ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION},
 		{"SignatureDoesNotMatch", ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION},
 		{"RequestTimeTooSkewed", ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION},
@@ -270,6 +275,7 @@ raise_s3_error(DcServer *server, const char *operation, long status, DcS3Error *
 	StringInfoData detail;
 	bool		auth = strcmp(e->code, "SignatureDoesNotMatch") == 0 ||
 		strcmp(e->code, "InvalidAccessKeyId") == 0;
+	bool		denied = strcmp(e->code, "AccessDenied") == 0;
 
 	initStringInfo(&detail);
 	if (e->message && e->message[0])
@@ -291,7 +297,9 @@ raise_s3_error(DcServer *server, const char *operation, long status, DcS3Error *
 					server->servername, operation, error_text(e->code, 64)),
 			 detail.len ? errdetail_internal("%s", detail.data) : 0,
 			 auth ? errhint("Check access_key_id and secret_access_key in the user mapping for server \"%s\".",
-							server->servername) : 0));
+							server->servername) : 0,
+			 denied ? errhint("Check access_key_id and secret_access_key in the user mapping for server \"%s\", and what the store's policy grants them.",
+							  server->servername) : 0));
 }
 
 /*
@@ -315,6 +323,7 @@ dc_s3_raise(DcServer *server, DcHttpRequest *req, DcHttpResponse *resp)
 				break;
 			case 403:
 				e.code = "AccessDenied";
+				e.message = "The answer to a HEAD request has no error document: the key pair is wrong, or it may not access this object.";
 				break;
 			case 400:
 				e.code = "BadRequest";

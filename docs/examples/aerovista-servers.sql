@@ -3,7 +3,10 @@
 -- they are the AI node, MinIO, Qdrant and Redis of the data node:
 --   psql -v ollama_url=http://ainode:11434 -v qdrant_url=http://127.0.0.1:6333 \
 --        -v s3_url=http://127.0.0.1:9000 -v s3_access_key=... -v s3_secret_key=... \
---        -v redis_port=6379 -v redis_user=app -v redis_password=... -f aerovista-servers.sql
+--        -v redis_port=6379 -v redis_password=... -f aerovista-servers.sql
+-- Redis: redis_password alone for a server with only "requirepass" (AUTH as
+-- the default user); add -v redis_user=NAME for a Redis 6+ ACL user; leave
+-- both out for a Redis without authentication.
 CREATE EXTENSION IF NOT EXISTS datacore;
 
 -- A model call may take a minute; after three failures in a row the chain
@@ -19,5 +22,9 @@ CREATE SERVER redis FOREIGN DATA WRAPPER datacore_redis
 -- Credentials live only in user mappings, which other roles cannot read.
 CREATE USER MAPPING FOR CURRENT_USER SERVER minio
 	OPTIONS (access_key_id :'s3_access_key', secret_access_key :'s3_secret_key');
+\if :{?redis_user}
 CREATE USER MAPPING FOR CURRENT_USER SERVER redis
 	OPTIONS (user :'redis_user', password :'redis_password');
+\elif :{?redis_password}
+CREATE USER MAPPING FOR CURRENT_USER SERVER redis OPTIONS (password :'redis_password');
+\endif

@@ -11,7 +11,8 @@
 -- Needs the extension and the servers ollama, minio and redis (see
 -- aerovista-servers.sql), and a bucket named "summaries".  The functions run as
 -- their owner (SECURITY DEFINER), so the PostgREST role web_anon gets EXECUTE
--- on two RPCs and nothing else: no USAGE on any server, no table access.
+-- on two RPCs and USAGE on the schemas, nothing else: no USAGE on any server,
+-- no table access.
 
 CREATE EXTENSION IF NOT EXISTS datacore;
 
@@ -134,5 +135,8 @@ END $$;
 REVOKE ALL ON FUNCTION aerovista.get_recent_activity(integer),
 				  aerovista.get_recent_activity_summary(integer) FROM PUBLIC;
 GRANT USAGE ON SCHEMA aerovista TO web_anon;
+-- Naming datacore's functions gives nothing: without USAGE on a server they
+-- reach no service (42501), which is the fence the RPCs are built around.
+GRANT USAGE ON SCHEMA datacore TO web_anon;
 GRANT EXECUTE ON FUNCTION aerovista.get_recent_activity(integer),
 					  aerovista.get_recent_activity_summary(integer) TO web_anon;

@@ -26,9 +26,10 @@ FROM aerovista.get_recent_activity_summary(24) r;
 \x off
 \echo '-- the same call again is answered from Redis'
 SELECT aerovista.get_recent_activity_summary(24) ->> 'cached' AS cached;
-\echo '-- web_anon can call the RPCs, but reach no service itself'
+\echo '-- web_anon can call the RPCs, but reach no service itself: no USAGE on the server'
 \set ON_ERROR_STOP off
 SELECT datacore.ollama_version();
+SELECT datacore.redis_get('aerovista:summary:24');
 \set ON_ERROR_STOP on
 RESET ROLE;
 
