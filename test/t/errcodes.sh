@@ -23,7 +23,14 @@ while read -r file name; do
     code=${code_of[$name]:-}
     [[ -n $code ]] || { echo "FAIL: $file uses $name, which PostgreSQL does not define"; exit 1; }
     raised[$code]="${raised[$code]:-} $file"
-done < <(grep -o 'ERRCODE_[A-Z0-9_]*' src/*.c | sort -u | sed 's/:/ /')
+done < <(perl -ne 'while (/(case\s+|[=!]=\s*)?\b(ERRCODE_[A-Z0-9_]+)/g) {
+                       # a code compared against (case, ==, !=) is not raised
+                       print "$ARGV $2\n" unless $1 or $2 =~ /^ERRCODE_(TO|IS)_CATEGORY$/ }' src/*.c |
+          sort -u)
+# codes spelled out, such as PostgREST's PGRST
+while read -r file code; do
+    raised[$code]="${raised[$code]:-} $file"
+done < <(perl -ne "while (/MAKE_SQLSTATE\('(.)', *'(.)', *'(.)', *'(.)', *'(.)'\)/g) { print \"\$ARGV \$1\$2\$3\$4\$5\n\" }" src/*.c | sort -u)
 
 # USING ERRCODE = 'condition_name' or '22023' in the install script.
 while read -r file value; do
