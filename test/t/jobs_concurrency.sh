@@ -11,16 +11,21 @@ source test/t/lib/jobs.sh
 trap jobs_cleanup EXIT
 jobs_setup
 
+# arrived PATH: how many requests for PATH reached the (hung) stand-in within
+# 1.5 s, well before the 3 s timeout, stopping at 5
+arrived() {
+    local n=0 deadline=$(( $(date +%s%N) + 1500000000 ))
+    while (( $(date +%s%N) < deadline )); do
+        n=$(ollama_log | jq -c "select(.path == \"$1\")" | wc -l)
+        (( n >= 5 )) && break
+        sleep 0.05
+    done
+    echo "$n"
+}
+
 ollama_fault POST '{"mode": "hang", "times": 5, "path": "/api/embed"}'
 q -c "SELECT count(datacore.ollama_embed_async('text ' || i)) FROM generate_series(1, 5) i" >/dev/null
-arrived=0
-deadline=$(( $(date +%s%N) + 1500000000 ))    # well before the 3 s timeout
-while (( $(date +%s%N) < deadline )); do
-    arrived=$(ollama_log | jq -c 'select(.path == "/api/embed")' | wc -l)
-    (( arrived >= 5 )) && break
-    sleep 0.05
-done
-check "five requests in flight at once while none was answered" "5" "$arrived"
+check "five requests in flight at once while none was answered" "5" "$(arrived /api/embed)"
 
 wait_for "SELECT count(*) = 5 FROM datacore.jobs WHERE state = 'succeeded'" 30
 check "all five succeeded after their timeouts" "5" \
@@ -29,14 +34,7 @@ check "all five succeeded after their timeouts" "5" \
 # generate jobs too
 ollama_fault POST '{"mode": "hang", "times": 5, "path": "/api/generate"}'
 q -c "SELECT count(datacore.ollama_generate_async('prompt ' || i)) FROM generate_series(1, 5) i" >/dev/null
-arrived=0
-deadline=$(( $(date +%s%N) + 1500000000 ))
-while (( $(date +%s%N) < deadline )); do
-    arrived=$(ollama_log | jq -c 'select(.path == "/api/generate")' | wc -l)
-    (( arrived >= 5 )) && break
-    sleep 0.05
-done
-check "five generate requests in flight at once" "5" "$arrived"
+check "five generate requests in flight at once" "5" "$(arrived /api/generate)"
 wait_for "SELECT count(*) = 10 FROM datacore.jobs WHERE state = 'succeeded'" 30
 check "the generated texts are the jobs' results" "5" \
     "$(q -c "SELECT count(*) FROM datacore.jobs WHERE kind = 'ollama_generate' AND result #>> '{}' LIKE '%prompt %'")"
