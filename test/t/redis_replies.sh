@@ -5,7 +5,7 @@
 # and the foreign table must treat a reply of the wrong type as an error,
 # never as success, and a connection whose protocol state is unknown must
 # be dropped, not reused.  A real redis-server cannot be made to answer
-# like that on demand, so a small RESP server scripted per command does.
+# like that on demand, so the scripted RESP server test/servers/resp.js does.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(test/services env)"
@@ -21,62 +21,22 @@ cleanup() {
 trap cleanup EXIT
 
 # The reply to each command, by "NAME key" or "NAME"; CONNS answers the
-# number of connections accepted so far, HANG sends part of a bulk string
-# and then nothing.
-node - "$STATE/port" >"$STATE/fake.log" 2>&1 <<'JS' &
-const net = require('net');
-const fs = require('fs');
-const replies = {
-  'SET nil': '$-1\r\n', 'SET': '+QUEUED\r\n', 'GET': '+QUEUED\r\n',
-  'INCRBY conns': 'CONNS', 'INCRBY': '+QUEUED\r\n', 'HSET': '+QUEUED\r\n',
-  'PEXPIRE': '+QUEUED\r\n', 'LPUSH': '+QUEUED\r\n', 'HGETALL': '+QUEUED\r\n',
-  'DEL': '+QUEUED\r\n', 'GET half': '$10\r\nabc', 'GET garbage': '!garbage\r\n',
-  'GET list': '*1\r\n:1\r\n',
-};
-let conns = 0;
-// one complete RESP array of bulk strings at the start of buf, or null
-function parse(buf) {
-  let pos = 0;
-  const line = () => {
-    const end = buf.indexOf('\r\n', pos);
-    if (end < 0) return null;
-    const s = buf.toString('latin1', pos, end);
-    pos = end + 2;
-    return s;
-  };
-  const head = line();
-  if (head === null) return null;
-  const n = parseInt(head.slice(1), 10), args = [];
-  for (let i = 0; i < n; i++) {
-    const len = line();
-    if (len === null) return null;
-    const l = parseInt(len.slice(1), 10);
-    if (buf.length < pos + l + 2) return null;
-    args.push(buf.toString('latin1', pos, pos + l));
-    pos += l + 2;
-  }
-  return { args, used: pos };
-}
-const server = net.createServer(sock => {
-  conns++;
-  let buf = Buffer.alloc(0);
-  sock.on('error', () => {});
-  sock.on('data', data => {
-    buf = Buffer.concat([buf, data]);
-    for (let r; (r = parse(buf)); ) {
-      buf = buf.subarray(r.used);
-      const name = r.args[0].toUpperCase();
-      let reply = replies[name + ' ' + (r.args[1] || '')] ?? replies[name] ?? '+OK\r\n';
-      if (reply === 'CONNS') reply = ':' + conns + '\r\n';
-      sock.write(reply);
-    }
-  });
-});
-server.listen(0, '127.0.0.1', () => fs.writeFileSync(process.argv[2], String(server.address().port)));
-JS
+# number of connections accepted so far; "GET half" sends part of a bulk
+# string and then nothing.
+cat >"$STATE/script.json" <<'JSON'
+{"replies": {
+  "SET nil": "$-1\r\n", "SET": "+QUEUED\r\n", "GET": "+QUEUED\r\n",
+  "INCRBY conns": "CONNS", "INCRBY": "+QUEUED\r\n", "HSET": "+QUEUED\r\n",
+  "PEXPIRE": "+QUEUED\r\n", "LPUSH": "+QUEUED\r\n", "HGETALL": "+QUEUED\r\n",
+  "DEL": "+QUEUED\r\n", "GET half": "$10\r\nabc", "GET garbage": "!garbage\r\n",
+  "GET list": "*1\r\n:1\r\n"
+}}
+JSON
+node test/servers/resp.js "$STATE/script.json" >"$STATE/fake.log" 2>&1 &
 fake_pid=$!
-for _ in $(seq 100); do [[ -s $STATE/port ]] && break; sleep 0.05; done
-port=$(cat "$STATE/port")
+for _ in $(seq 100); do grep -q listening "$STATE/fake.log" && break; sleep 0.05; done
+port=$(sed -n 's/^resp listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$STATE/fake.log")
+[[ -n $port ]] || { cat "$STATE/fake.log" >&2; exit 1; }
 
 PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION IF NOT EXISTS datacore;
