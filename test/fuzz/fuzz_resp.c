@@ -3,7 +3,9 @@
  *		RESP bytes, read by hiredis as datacore reads them, turned into jsonb
  *		and text by src/redis_reply.c.
  *
- * The first byte picks the conversion (any reply → jsonb, HGETALL-style
+ * The reader is bounded as datacore bounds it (an array header longer than
+ * the byte limit allows is refused before hiredis allocates for it).  The
+ * first byte picks the conversion (any reply → jsonb, HGETALL-style
  * flat array → jsonb object, reply → text); the rest is what a server sent.
  */
 #include "postgres.h"
@@ -44,6 +46,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	reader = redisReaderCreate();
+	/* as read_reply() does, with the default max_response_bytes */
+	dc_redis_bound_reader(reader, INT64CONST(64) * 1024 * 1024);
 	if (redisReaderFeed(reader, (const char *) data + 1, size - 1) == REDIS_OK)
 	{
 		while (redisReaderGetReply(reader, &reply) == REDIS_OK && reply != NULL)

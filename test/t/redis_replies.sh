@@ -29,7 +29,7 @@ cat >"$STATE/script.json" <<'JSON'
   "INCRBY conns": "CONNS", "INCRBY": "+QUEUED\r\n", "HSET": "+QUEUED\r\n",
   "PEXPIRE": "+QUEUED\r\n", "LPUSH": "+QUEUED\r\n", "HGETALL": "+QUEUED\r\n",
   "DEL": "+QUEUED\r\n", "GET half": "$10\r\nabc", "GET garbage": "!garbage\r\n",
-  "GET list": "*1\r\n:1\r\n"
+  "GET list": "*1\r\n:1\r\n", "GET bigarray": "*100000000\r\n"
 }}
 JSON
 node test/servers/resp.js "$STATE/script.json" >"$STATE/fake.log" 2>&1 &
@@ -76,6 +76,14 @@ expect "redis_set with NX takes nil as false" \
     "SELECT redis_set('nil', 'v', only_if_absent => true, server => 'regress_fake')" '^ f$'
 expect "redis_get refuses a status" \
     "SELECT redis_get('k', 'regress_fake')" "$unexpected redis_get"
+# hiredis would allocate the element vector of 100 million elements (800 MB)
+# at the header; the reader refuses an array the byte limit cannot hold
+expect "an array header beyond max_response_bytes is refused at once" \
+    "SELECT redis_get('bigarray', 'regress_fake')" \
+    'ERROR:  response from redis server "regress_fake" to redis_get exceeds the size limit'
+expect "the refused array is named in the detail" \
+    "SELECT redis_get('bigarray', 'regress_fake')" \
+    'DETAIL:  The reply announces an array of 100000000 elements, more than a reply of at most 67108864 bytes can hold.'
 expect "redis_get refuses an array" \
     "SELECT redis_get('list', 'regress_fake')" "$unexpected redis_get"
 expect "redis_incr refuses QUEUED" \
