@@ -45,3 +45,10 @@ fuzz:
 	$(MAKE) -C test/fuzz run PG_CONFIG=$(PG_CONFIG)
 fuzz-check:
 	$(MAKE) -C test/fuzz check PG_CONFIG=$(PG_CONFIG)
+
+# The regression suite with the server under valgrind memcheck (test/valgrind):
+# takes the shared test lock per part, VALGRIND_PARTS (3) parts.
+VALGRIND_PARTS ?= 3
+.PHONY: valgrind-check
+valgrind-check:
+	PG_CONFIG=$(PG_CONFIG) test/valgrind/check.sh $(VALGRIND_PARTS)
