@@ -58,7 +58,7 @@ for s in ollama qdrant s3 redis; do down_port[$s]=$(free_port); done
 
 # Every fault server retries twice and counts failures without ever opening
 # (threshold 1000), so the table shows what is retried and what is counted.
-common="timeout_ms '1500', connect_timeout_ms '1000', retries '2', breaker_threshold '1000', max_response_bytes '1048576'"
+common="timeout_ms '2500', connect_timeout_ms '1000', retries '2', breaker_threshold '1000', max_response_bytes '1048576'"
 PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION IF NOT EXISTS datacore;
 DROP SERVER IF EXISTS fault_ollama, fault_qdrant, fault_s3, fault_redis,
