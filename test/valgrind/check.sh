@@ -40,6 +40,9 @@ run_part() {
         flock 9
         local start=$SECONDS
         make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+        # a fresh stack from this tree, as test/check starts it
+        test/services stop >/dev/null
+        rm -rf "$PGDATA" "$DC_S3_DIR"
         test/services start >/dev/null
         eval "$(test/services env)"
         test/services stop postgres >/dev/null
