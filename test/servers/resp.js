@@ -132,14 +132,18 @@ const { state } = control;
 const server = net.createServer((sock) => {
   conns += 1;
   sock.on('error', () => {});
+  // reset: the connection is accepted, and reset when its first command
+  // arrives (the client then always sees it as a failed call, never as a
+  // failed connect, whatever the timing)
   const fault = state.fault;
-  if (fault && fault.mode === 'reset' && takeFault(state, '')) {
-    sock.resetAndDestroy();
-    return;
-  }
+  const reset = Boolean(fault && fault.mode === 'reset' && takeFault(state, ''));
   let buf = Buffer.alloc(0);
   let busy = Promise.resolve();
   sock.on('data', (data) => {
+    if (reset) {
+      sock.resetAndDestroy();
+      return;
+    }
     buf = Buffer.concat([buf, data]);
     for (let r; (r = parse(buf));) {
       buf = buf.subarray(r.used);
