@@ -256,11 +256,14 @@ async function dispatch(opts, state, req, res) {
   };
   // reset: the connection is accepted and then refused before anything is
   // read or answered (TCP RST), as a server that is shutting down does
-  if (state.fault && state.fault.mode === 'reset' && faultMatches(state.fault, path)) {
-    appendLog(state, entry);
-    takeFault(state, path);
-    req.socket.resetAndDestroy();
-    return undefined;
+  let early;
+  if (state.fault && state.fault.mode === 'reset') {
+    early = { fault: takeFault(state, path) };
+    if (early.fault) {
+      appendLog(state, entry);
+      req.socket.resetAndDestroy();
+      return undefined;
+    }
   }
   let body;
   try {
@@ -281,7 +284,8 @@ async function dispatch(opts, state, req, res) {
   appendLog(state, entry);
 
   const ctx = { req, res, method: req.method, path, rawPath, rawQuery, query: entry.query, body };
-  const fault = takeFault(state, path);
+  // a reset fault has been looked at (and counted) already
+  const fault = early ? null : takeFault(state, path);
   if (!fault) return opts.handle(ctx);
   return applyFault(opts, fault, ctx);
 }
@@ -302,14 +306,10 @@ function appendLog(state, entry) {
 }
 
 // Returns the active fault if it applies to this path, counting down `times`.
-function faultMatches(fault, path) {
-  return fault.path === undefined || path.startsWith(fault.path);
-}
-
 function takeFault(state, path) {
   const fault = state.fault;
   if (!fault) return null;
-  if (!faultMatches(fault, path)) return null;
+  if (fault.path !== undefined && !path.startsWith(fault.path)) return null;
   // `after`: let that many matching requests through first, so a test can
   // aim at the Nth request of a sequence without racing a timer
   if (fault.skip > 0) {

@@ -89,6 +89,8 @@ async function answer(state, sock, args) {
       return new Promise((resolve) => sock.once('close', resolve));
     case 'drop':
       return sock.destroy();
+    case 'reset':
+      return sock.resetAndDestroy();
     case 'reply':
       return sock.write(Buffer.from(fault.reply, 'latin1'));
     case 'truncate':

@@ -347,6 +347,10 @@ async function testOllama() {
   await request(port, 'POST', '/_test/fault', {}, JSON.stringify({ mode: 'reset', times: 1 }));
   r = await request(port, 'GET', '/api/version').catch((e) => ({ error: e }));
   check('ollama: reset fault resets the connection', r.error && r.error.code === 'ECONNRESET', String(r.error && r.error.code));
+  await request(port, 'POST', '/_test/fault', {}, JSON.stringify({ mode: 'reset', after: 1, times: 1 }));
+  const first = await request(port, 'GET', '/api/version').catch((e) => ({ error: e }));
+  r = await request(port, 'GET', '/api/version').catch((e) => ({ error: e }));
+  check('ollama: reset fault honours after', first.status === 200 && r.error && r.error.code === 'ECONNRESET');
   await request(port, 'POST', '/_test/fault', {}, JSON.stringify({ mode: 'short', times: 1 }));
   r = await request(port, 'GET', '/api/version');
   check('ollama: short fault sends half the document, framed', r.status === 200 && r.body.toString() === '{"version":"0.5.7"}'.slice(0, 9), r.body.toString());
