@@ -36,3 +36,19 @@ $(OBJS): $(wildcard src/*.h)
 .PHONY: regress-list
 regress-list:
 	@echo $(REGRESS)
+
+# Fuzzing (test/fuzz, clang libFuzzer): `make fuzz` runs every target for
+# FUZZ_SECONDS (600) one after the other; `make fuzz-check` runs each over its
+# committed corpus (FUZZ_CHECK_SECONDS more each, default 0).
+.PHONY: fuzz fuzz-check
+fuzz:
+	$(MAKE) -C test/fuzz run PG_CONFIG=$(PG_CONFIG)
+fuzz-check:
+	$(MAKE) -C test/fuzz check PG_CONFIG=$(PG_CONFIG)
+
+# The regression suite with the server under valgrind memcheck (test/valgrind):
+# takes the shared test lock per part, VALGRIND_PARTS (3) parts.
+VALGRIND_PARTS ?= 3
+.PHONY: valgrind-check
+valgrind-check:
+	PG_CONFIG=$(PG_CONFIG) test/valgrind/check.sh $(VALGRIND_PARTS)

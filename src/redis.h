@@ -76,6 +76,8 @@ extern redisReply *dc_redis_run_capped(DcServer *server, const char *operation,
 extern struct HTAB **dc_redis_fence_slot(DcServer *server, const char *operation);
 
 /* in redis_reply.c */
+extern void dc_redis_bound_reader(redisReader *reader, int64 max_bytes);
+extern int	dc_redis_refused_array(void);
 extern Jsonb *dc_redis_reply_jsonb(DcServer *server, redisReply *reply);
 extern Jsonb *dc_redis_hash_jsonb(DcServer *server, const char *operation,
 								  redisReply *reply);

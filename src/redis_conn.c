@@ -410,12 +410,22 @@ read_reply(DcServer *server, const char *op, redisContext *ctx,
 {
 	char		buf[READ_CHUNK];
 
+	dc_redis_bound_reader(ctx->reader, max_bytes);
 	for (;;)
 	{
 		void	   *reply = NULL;
 		ssize_t		n;
+		bool		ok = redisGetReplyFromReader(ctx, &reply) == REDIS_OK;
 
-		if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK)
+		if (!ok && dc_redis_refused_array() != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("response from redis server \"%s\" to %s exceeds the size limit",
+							server->servername, op),
+					 errdetail("The reply announces an array of %d elements, more than a reply of at most " INT64_FORMAT " bytes can hold.",
+							   dc_redis_refused_array(), max_bytes),
+					 errhint("Raise the server option max_response_bytes.")));
+		if (!ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("redis server \"%s\" sent an invalid reply to %s",

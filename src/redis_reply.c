@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -141,4 +143,55 @@ dc_redis_reply_text(DcServer *server, const char *what, redisReply *reply)
 {
 	dc_check_remote_text(reply->str, (int) reply->len, what, server->servername);
 	return cstring_to_text_with_len(reply->str, (int) reply->len);
+}
+
+/* ---------- reading ---------- */
+
+static redisReplyObjectFunctions *hiredis_functions = NULL;
+static redisReplyObjectFunctions bounded_functions;
+static int64 max_elements = INT_MAX;
+static int	refused_elements = 0;
+
+static void *
+bounded_create_array(const redisReadTask *task, int elements)
+{
+	if (elements < 0 || elements > max_elements)
+	{
+		refused_elements = elements;
+		return NULL;			/* hiredis fails the read ("Out of memory") */
+	}
+	return hiredis_functions->createArray(task, elements);
+}
+
+/*
+ * hiredis allocates an array reply's element vector as soon as it reads
+ * the "*<n>" header, before any element has arrived: a 14-byte
+ * "*100000000\r\n" would have the backend allocate 800 MB.  Every element
+ * takes at least three bytes on the wire ("+\r\n"), so an array of more
+ * than max_bytes / 3 elements can never arrive within the byte limit of
+ * the read; the reader refuses it at its header.  Call before each read;
+ * after a failed read, dc_redis_refused_array() says whether this was why.
+ */
+void
+dc_redis_bound_reader(redisReader *reader, int64 max_bytes)
+{
+	if (reader->fn != &bounded_functions)
+	{
+		if (hiredis_functions == NULL)
+		{
+			hiredis_functions = reader->fn;
+			bounded_functions = *reader->fn;
+			bounded_functions.createArray = bounded_create_array;
+		}
+		reader->fn = &bounded_functions;
+	}
+	max_elements = Min(max_bytes / 3, (int64) INT_MAX);
+	refused_elements = 0;
+}
+
+/* The element count of the array the last read refused, or 0. */
+int
+dc_redis_refused_array(void)
+{
+	return refused_elements;
 }

@@ -9,6 +9,7 @@ const { Writable } = require('node:stream');
 const LOG_CAP = 10000;
 const FAULT_MODES = new Set([
   'delay', 'hang', 'status', 'drop', 'truncate', 'stall', 'oversize', 'malformed',
+  'reset', 'short', 'content_type', 'trickle',
 ]);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -185,6 +186,8 @@ function validateFault(spec, extraModes = {}) {
   if (spec.mode === 'delay' && !(Number.isFinite(spec.ms) && spec.ms >= 0)) return 'delay needs ms >= 0';
   if (spec.mode === 'status' && !(Number.isInteger(spec.status) && spec.status >= 100 && spec.status <= 599)) return 'status needs an HTTP status';
   if (spec.mode === 'stall' && spec.bytes !== undefined && !(Number.isInteger(spec.bytes) && spec.bytes >= 0)) return 'bytes must be a non-negative integer';
+  if (spec.mode === 'trickle' && spec.ms !== undefined && !(Number.isFinite(spec.ms) && spec.ms > 0)) return 'trickle needs ms > 0';
+  if (spec.mode === 'content_type' && spec.type !== undefined && typeof spec.type !== 'string') return 'type must be a string';
   if (spec.mode === 'oversize' && spec.bytes !== undefined && !(Number.isInteger(spec.bytes) && spec.bytes > 0)) return 'bytes must be a positive integer';
   return null;
 }
@@ -203,6 +206,7 @@ function validateFault(spec, extraModes = {}) {
  * opts.onError(res, err)       answer for an unexpected exception
  * opts.faultModes    server-specific fault modes: {mode: (ctx, fault) => ...}
  * opts.testRoutes    extra /_test/ routes: {"METHOD /_test/x": (ctx) => ...}
+ * opts.quiet         print no start line (the caller prints its own)
  */
 function startServer(opts) {
   const state = { log: [], seq: 0, fault: null };
@@ -224,7 +228,7 @@ function startServer(opts) {
 
   const port = envPort(opts.portEnv, opts.defaultPort);
   server.listen(port, '127.0.0.1', () => {
-    console.log(`${opts.name} listening on 127.0.0.1:${server.address().port}`);
+    if (!opts.quiet) console.log(`${opts.name} listening on 127.0.0.1:${server.address().port}`);
   });
   // Hung and keep-alive sockets would hold a graceful close forever; state is
   // in memory (or in s3rver's directory), so a plain exit loses nothing.
@@ -250,6 +254,17 @@ async function dispatch(opts, state, req, res) {
     headers: { ...req.headers },
     body: null,
   };
+  // reset: the connection is accepted and then refused before anything is
+  // read or answered (TCP RST), as a server that is shutting down does
+  let early;
+  if (state.fault && state.fault.mode === 'reset') {
+    early = { fault: takeFault(state, path) };
+    if (early.fault) {
+      appendLog(state, entry);
+      req.socket.resetAndDestroy();
+      return undefined;
+    }
+  }
   let body;
   try {
     body = await readBody(req, opts.maxBody);
@@ -269,7 +284,8 @@ async function dispatch(opts, state, req, res) {
   appendLog(state, entry);
 
   const ctx = { req, res, method: req.method, path, rawPath, rawQuery, query: entry.query, body };
-  const fault = takeFault(state, path);
+  // a reset fault has been looked at (and counted) already
+  const fault = early ? null : takeFault(state, path);
   if (!fault) return opts.handle(ctx);
   return applyFault(opts, fault, ctx);
 }
@@ -330,6 +346,12 @@ async function applyFault(opts, fault, ctx) {
       return truncateAnswer(opts, ctx, false);
     case 'stall':
       return truncateAnswer(opts, ctx, true, fault.bytes);
+    case 'short':
+      return shortAnswer(opts, ctx);
+    case 'content_type':
+      return retypedAnswer(opts, ctx, fault);
+    case 'trickle':
+      return trickleAnswer(opts, ctx, fault.ms || 1000);
     default:
       if (opts.faultModes && Object.hasOwn(opts.faultModes, fault.mode)) return opts.faultModes[fault.mode](ctx, fault);
       throw new Error(`unhandled fault ${fault.mode}`);
@@ -357,6 +379,53 @@ async function truncateAnswer(opts, ctx, stall, bytes) {
     if (!stall) setTimeout(() => res.destroy(), 20);
   });
   if (stall) await new Promise((resolve) => ctx.req.socket.once('close', resolve));
+}
+
+// The normal answer, produced into a buffer.
+async function captureAnswer(opts, ctx) {
+  const capture = new CaptureResponse();
+  const finished = new Promise((resolve) => capture.on('finish', resolve));
+  await opts.handle({ ...ctx, res: capture });
+  await finished;
+  const headers = { ...capture.headers };
+  delete headers['transfer-encoding'];
+  delete headers['content-length'];
+  return { status: capture.statusCode, headers, body: capture.body() };
+}
+
+// short: the first half of the normal answer as a complete HTTP message
+// (Content-Length matches), as a server that wrote a cut document.
+async function shortAnswer(opts, ctx) {
+  const { status, headers, body } = await captureAnswer(opts, ctx);
+  const half = body.subarray(0, Math.floor(body.length / 2));
+  ctx.res.writeHead(status, { ...headers, 'content-length': String(half.length) });
+  ctx.res.end(half);
+}
+
+// content_type: 200 with `type` (default text/html) and `body` (default an
+// HTML error page, as a proxy or captive portal in the way sends).
+async function retypedAnswer(opts, ctx, fault) {
+  const type = fault.type || 'text/html; charset=utf-8';
+  const body = fault.body !== undefined ? String(fault.body)
+    : '<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>\n';
+  ctx.res.writeHead(fault.status || 200, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
+  ctx.res.end(body);
+}
+
+// trickle: the whole normal answer, status line and headers included, one
+// byte every `ms` (default 1000) on the raw socket, then the socket closes.
+async function trickleAnswer(opts, ctx, ms) {
+  const { status, headers, body } = await captureAnswer(opts, ctx);
+  const head = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] || 'Status'}`];
+  for (const [name, value] of Object.entries(headers)) head.push(`${name}: ${value}`);
+  head.push(`content-length: ${body.length}`, 'connection: close', '', '');
+  const raw = Buffer.concat([Buffer.from(head.join('\r\n'), 'latin1'), body]);
+  const socket = ctx.req.socket;
+  for (let i = 0; i < raw.length && !socket.destroyed; i++) {
+    socket.write(raw.subarray(i, i + 1));
+    await sleep(ms);
+  }
+  socket.destroy();
 }
 
 async function testRoute(opts, state, req, res, rawPath, rawQuery) {
@@ -404,6 +473,7 @@ async function testRoute(opts, state, req, res, rawPath, rawQuery) {
 
 module.exports = {
   BodyTooLarge,
+  appendLog,
   envPort,
   parseQuery,
   safeDecode,
@@ -414,4 +484,5 @@ module.exports = {
   splitUrl,
   startServer,
   streamOversize,
+  takeFault,
 };

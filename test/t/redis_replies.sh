@@ -5,7 +5,7 @@
 # and the foreign table must treat a reply of the wrong type as an error,
 # never as success, and a connection whose protocol state is unknown must
 # be dropped, not reused.  A real redis-server cannot be made to answer
-# like that on demand, so a small RESP server scripted per command does.
+# like that on demand, so the scripted RESP server test/servers/resp.js does.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eval "$(test/services env)"
@@ -21,69 +21,26 @@ cleanup() {
 trap cleanup EXIT
 
 # The reply to each command, by "NAME key" or "NAME"; CONNS answers the
-# number of connections accepted so far, HANG sends part of a bulk string
-# and then nothing.
-node - "$STATE/port" >"$STATE/fake.log" 2>&1 <<'JS' &
-const net = require('net');
-const fs = require('fs');
-const replies = {
-  'SET nil': '$-1\r\n', 'SET': '+QUEUED\r\n', 'GET': '+QUEUED\r\n',
-  'INCRBY conns': 'CONNS', 'INCRBY': '+QUEUED\r\n', 'HSET': '+QUEUED\r\n',
-  'PEXPIRE': '+QUEUED\r\n', 'LPUSH': '+QUEUED\r\n', 'HGETALL': '+QUEUED\r\n',
-  'DEL': '+QUEUED\r\n', 'GET half': '$10\r\nabc', 'GET garbage': '!garbage\r\n',
-  'GET list': '*1\r\n:1\r\n',
-  // a keyspace walked in two pages that both hold "b", as SCAN may answer
-  // while Redis resizes its table
-  'SCAN 0': '*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n',
-  'SCAN 1': '*2\r\n$1\r\n0\r\n*2\r\n$1\r\nb\r\n$1\r\nc\r\n',
-};
-// MGET answers each key's name as its value
-const mget = keys => `*${keys.length}\r\n` + keys.map(k => `$${Buffer.byteLength(k, 'latin1')}\r\n${k}\r\n`).join('');
-let conns = 0;
-// one complete RESP array of bulk strings at the start of buf, or null
-function parse(buf) {
-  let pos = 0;
-  const line = () => {
-    const end = buf.indexOf('\r\n', pos);
-    if (end < 0) return null;
-    const s = buf.toString('latin1', pos, end);
-    pos = end + 2;
-    return s;
-  };
-  const head = line();
-  if (head === null) return null;
-  const n = parseInt(head.slice(1), 10), args = [];
-  for (let i = 0; i < n; i++) {
-    const len = line();
-    if (len === null) return null;
-    const l = parseInt(len.slice(1), 10);
-    if (buf.length < pos + l + 2) return null;
-    args.push(buf.toString('latin1', pos, pos + l));
-    pos += l + 2;
-  }
-  return { args, used: pos };
-}
-const server = net.createServer(sock => {
-  conns++;
-  let buf = Buffer.alloc(0);
-  sock.on('error', () => {});
-  sock.on('data', data => {
-    buf = Buffer.concat([buf, data]);
-    for (let r; (r = parse(buf)); ) {
-      buf = buf.subarray(r.used);
-      const name = r.args[0].toUpperCase();
-      let reply = replies[name + ' ' + (r.args[1] || '')] ?? replies[name] ?? '+OK\r\n';
-      if (reply === 'CONNS') reply = ':' + conns + '\r\n';
-      if (name === 'MGET') reply = mget(r.args.slice(1));
-      sock.write(reply);
-    }
-  });
-});
-server.listen(0, '127.0.0.1', () => fs.writeFileSync(process.argv[2], String(server.address().port)));
-JS
+# number of connections accepted so far; "GET half" sends part of a bulk
+# string and then nothing; the two SCAN pages both hold "b", as SCAN may
+# answer while Redis resizes its table, and MGET answers each key's name.
+cat >"$STATE/script.json" <<'JSON'
+{"replies": {
+  "SET nil": "$-1\r\n", "SET": "+QUEUED\r\n", "GET": "+QUEUED\r\n",
+  "INCRBY conns": "CONNS", "INCRBY": "+QUEUED\r\n", "HSET": "+QUEUED\r\n",
+  "PEXPIRE": "+QUEUED\r\n", "LPUSH": "+QUEUED\r\n", "HGETALL": "+QUEUED\r\n",
+  "DEL": "+QUEUED\r\n", "GET half": "$10\r\nabc", "GET garbage": "!garbage\r\n",
+  "GET list": "*1\r\n:1\r\n", "GET bigarray": "*100000000\r\n",
+  "SCAN 0": "*2\r\n$1\r\n1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n",
+  "SCAN 1": "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nb\r\n$1\r\nc\r\n",
+  "MGET": "KEYS_AS_VALUES"
+}}
+JSON
+node test/servers/resp.js "$STATE/script.json" >"$STATE/fake.log" 2>&1 &
 fake_pid=$!
-for _ in $(seq 100); do [[ -s $STATE/port ]] && break; sleep 0.05; done
-port=$(cat "$STATE/port")
+for _ in $(seq 100); do grep -q listening "$STATE/fake.log" && break; sleep 0.05; done
+port=$(sed -n 's/^resp listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$STATE/fake.log")
+[[ -n $port ]] || { cat "$STATE/fake.log" >&2; exit 1; }
 
 PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION IF NOT EXISTS datacore;
@@ -123,6 +80,14 @@ expect "redis_set with NX takes nil as false" \
     "SELECT redis_set('nil', 'v', only_if_absent => true, server => 'regress_fake')" '^ f$'
 expect "redis_get refuses a status" \
     "SELECT redis_get('k', 'regress_fake')" "$unexpected redis_get"
+# hiredis would allocate the element vector of 100 million elements (800 MB)
+# at the header; the reader refuses an array the byte limit cannot hold
+expect "an array header beyond max_response_bytes is refused at once" \
+    "SELECT redis_get('bigarray', 'regress_fake')" \
+    'ERROR:  response from redis server "regress_fake" to redis_get exceeds the size limit'
+expect "the refused array is named in the detail" \
+    "SELECT redis_get('bigarray', 'regress_fake')" \
+    'DETAIL:  The reply announces an array of 100000000 elements, more than a reply of at most 67108864 bytes can hold.'
 expect "redis_get refuses an array" \
     "SELECT redis_get('list', 'regress_fake')" "$unexpected redis_get"
 expect "redis_incr refuses QUEUED" \
