@@ -56,25 +56,27 @@ read -r resp_port resp_control < <(sed -n 's/^resp listening on 127.0.0.1:\([0-9
 declare -A down_port
 for s in ollama qdrant s3 redis; do down_port[$s]=$(free_port); done
 
-# Every fault server retries twice and counts failures without ever opening
-# (threshold 1000), so the table shows what is retried and what is counted.
-common="timeout_ms '2500', connect_timeout_ms '1000', retries '2', breaker_threshold '1000', max_response_bytes '1048576'"
+# Every fault server retries twice (HTTP; Redis takes no retries: a command is
+# never sent twice) and counts failures without ever opening (threshold 1000),
+# so the table shows what is retried and what is counted.
+common="timeout_ms '2500', connect_timeout_ms '1000', breaker_threshold '1000', max_response_bytes '1048576'"
+http="$common, retries '2'"
 PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION IF NOT EXISTS datacore;
 DROP SERVER IF EXISTS fault_ollama, fault_qdrant, fault_s3, fault_redis,
     fault_ollama_down, fault_qdrant_down, fault_s3_down, fault_redis_down CASCADE;
 CREATE SERVER fault_ollama FOREIGN DATA WRAPPER datacore_ollama
-    OPTIONS (url 'http://127.0.0.1:$DC_OLLAMA_PORT', model 'llama3.2', $common);
+    OPTIONS (url 'http://127.0.0.1:$DC_OLLAMA_PORT', model 'llama3.2', $http);
 CREATE SERVER fault_ollama_down FOREIGN DATA WRAPPER datacore_ollama
-    OPTIONS (url 'http://127.0.0.1:${down_port[ollama]}', model 'llama3.2', $common);
+    OPTIONS (url 'http://127.0.0.1:${down_port[ollama]}', model 'llama3.2', $http);
 CREATE SERVER fault_qdrant FOREIGN DATA WRAPPER datacore_qdrant
-    OPTIONS (url 'http://127.0.0.1:$DC_QDRANT_PORT', $common);
+    OPTIONS (url 'http://127.0.0.1:$DC_QDRANT_PORT', $http);
 CREATE SERVER fault_qdrant_down FOREIGN DATA WRAPPER datacore_qdrant
-    OPTIONS (url 'http://127.0.0.1:${down_port[qdrant]}', $common);
+    OPTIONS (url 'http://127.0.0.1:${down_port[qdrant]}', $http);
 CREATE SERVER fault_s3 FOREIGN DATA WRAPPER datacore_s3
-    OPTIONS (url 'http://127.0.0.1:$DC_S3_PORT', region 'us-east-1', $common);
+    OPTIONS (url 'http://127.0.0.1:$DC_S3_PORT', region 'us-east-1', $http);
 CREATE SERVER fault_s3_down FOREIGN DATA WRAPPER datacore_s3
-    OPTIONS (url 'http://127.0.0.1:${down_port[s3]}', region 'us-east-1', $common);
+    OPTIONS (url 'http://127.0.0.1:${down_port[s3]}', region 'us-east-1', $http);
 CREATE USER MAPPING FOR PUBLIC SERVER fault_s3
     OPTIONS (access_key_id '$DC_S3_ACCESS_KEY', secret_access_key '$DC_S3_SECRET_KEY');
 CREATE USER MAPPING FOR PUBLIC SERVER fault_s3_down
