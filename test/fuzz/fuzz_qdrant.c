@@ -1,6 +1,6 @@
 /*
  * fuzz_qdrant.c
- *		Qdrant reply bodies: dc_qdrant_parse (ids above INT64_MAX kept as
+ *		Qdrant reply bodies: dc_json_parse (ids above INT64_MAX kept as
  *		text), every "id" found turned into text as the scans do, and the
  *		reply's result turned into jsonb.
  */
@@ -48,13 +48,13 @@ walk_ids(json_t *v, int depth)
 static void
 one_input(const uint8_t *data, size_t size)
 {
-	json_t	   *reply = dc_qdrant_parse(&server, "qdrant_search", (const char *) data, size);
+	json_t	   *reply = dc_json_parse(&server, "qdrant_search", (const char *) data, size);
 	json_t	   *result = json_object_get(reply, "result");
 
 	walk_ids(reply, 0);
-	(void) dc_qdrant_dumps(reply);
+	(void) dc_json_dumps(reply);
 	if (result)
-		(void) dc_qdrant_json_to_jsonb(result);
+		(void) dc_json_to_jsonb(result);
 }
 
 int

@@ -867,3 +867,91 @@ pg_detoast_datum(struct varlena *datum)
 {
 	return datum;
 }
+
+/*
+ * The jsonb converters recurse per nesting level; jansson already refuses
+ * documents nested deeper than its own limit, so the fuzz process's stack
+ * is never at risk from a parsed reply.
+ */
+void
+check_stack_depth(void)
+{
+}
+
+/* A JSON string literal of str, as PostgreSQL's escape_json writes it. */
+void
+escape_json(StringInfo buf, const char *str)
+{
+	const char *p;
+
+	appendStringInfoCharMacro(buf, '"');
+	for (p = str; *p; p++)
+	{
+		switch (*p)
+		{
+			case '\b':
+				appendStringInfoString(buf, "\\b");
+				break;
+			case '\f':
+				appendStringInfoString(buf, "\\f");
+				break;
+			case '\n':
+				appendStringInfoString(buf, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(buf, "\\r");
+				break;
+			case '\t':
+				appendStringInfoString(buf, "\\t");
+				break;
+			case '"':
+				appendStringInfoString(buf, "\\\"");
+				break;
+			case '\\':
+				appendStringInfoString(buf, "\\\\");
+				break;
+			default:
+				if ((unsigned char) *p < ' ')
+					appendStringInfo(buf, "\\u%04x", (int) *p);
+				else
+					appendStringInfoCharMacro(buf, *p);
+				break;
+		}
+	}
+	appendStringInfoCharMacro(buf, '"');
+}
+
+/*
+ * PostgreSQL's boolean spellings: true/false, yes/no, on/off, 1/0, any
+ * unique prefix of the words (case-insensitive), "o" alone being ambiguous.
+ */
+bool
+parse_bool(const char *value, bool *result)
+{
+	static const struct
+	{
+		const char *word;
+		bool		val;
+		size_t		minlen;
+	}			words[] = {
+		{"true", true, 1}, {"false", false, 1}, {"yes", true, 1},
+		{"no", false, 1}, {"on", true, 2}, {"off", false, 2},
+		{"1", true, 1}, {"0", false, 1},
+	};
+	size_t		len = strlen(value);
+	int			i;
+
+	for (i = 0; i < (int) lengthof(words); i++)
+	{
+		if (len >= words[i].minlen && len <= strlen(words[i].word) &&
+			pg_strncasecmp(value, words[i].word, len) == 0)
+		{
+			if (result)
+				*result = words[i].val;
+			return true;
+		}
+	}
+	if (result)
+		*result = false;
+	return false;
+}
