@@ -22,6 +22,7 @@
 #include "common/shortest_dec.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -390,6 +391,14 @@ arg_server(FunctionCallInfo fcinfo, int n, const char *operation)
 	return dc_get_server(NameStr(*PG_GETARG_NAME(n)), DC_SERVICE_QDRANT, operation);
 }
 
+/* arg_server for a call that changes Qdrant: refused when read-only (25006). */
+static DcServer *
+write_arg_server(FunctionCallInfo fcinfo, int n, const char *operation)
+{
+	PreventCommandIfReadOnly(operation);
+	return arg_server(fcinfo, n, operation);
+}
+
 static bool
 arg_bool(FunctionCallInfo fcinfo, int n, bool defval)
 {
@@ -478,7 +487,7 @@ datacore_qdrant_create_collection(PG_FUNCTION_ARGS)
 	int			dimension;
 	const char *distance;
 	bool		if_not_exists = arg_bool(fcinfo, 3, false);
-	DcServer   *server = arg_server(fcinfo, 4, op);
+	DcServer   *server = write_arg_server(fcinfo, 4, op);
 	json_t	   *body = dc_json_object();
 	json_t	   *vectors = dc_json_object();
 	MemoryContext cxt = CurrentMemoryContext;
@@ -559,7 +568,7 @@ datacore_qdrant_drop_collection(PG_FUNCTION_ARGS)
 	const char *op = "qdrant_drop_collection";
 	const char *collection = arg_text(fcinfo, 0, "collection");
 	bool		if_exists = arg_bool(fcinfo, 1, false);
-	DcServer   *server = arg_server(fcinfo, 2, op);
+	DcServer   *server = write_arg_server(fcinfo, 2, op);
 	json_t	   *result;
 
 	result = dc_qdrant_call(server, op, "DELETE", dc_qdrant_path(collection, NULL),
@@ -684,7 +693,7 @@ datacore_qdrant_upsert(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&body, "}]}");
 
-	server = arg_server(fcinfo, 5, op);
+	server = write_arg_server(fcinfo, 5, op);
 	(void) dc_qdrant_call_text(server, op, "PUT", write_path(collection, "/points", wait),
 							   body.data, collection);
 	PG_RETURN_TEXT_P(cstring_to_text(dc_qdrant_id_to_text(server, op, id)));
@@ -813,9 +822,9 @@ datacore_qdrant_upsert_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"points\" must not be null")));
 	points = dc_jsonb_to_json(PG_GETARG_JSONB_P(1), "points");
+	server = write_arg_server(fcinfo, 3, op);
 	if (json_is_array(points) && json_array_size(points) == 0)
 		PG_RETURN_INT32(0);
-	server = arg_server(fcinfo, 3, op);
 	PG_RETURN_INT32((int32) dc_qdrant_upsert_end(dc_qdrant_upsert_begin(server, op, collection,
 																	  points, wait)));
 }
@@ -900,7 +909,7 @@ datacore_qdrant_delete_ids(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"ids\" must not be null")));
 	json_object_set_new(body, "points", id_array_to_json(PG_GETARG_ARRAYTYPE_P(1)));
-	server = arg_server(fcinfo, 3, op);
+	server = write_arg_server(fcinfo, 3, op);
 	(void) dc_qdrant_call(server, op, "POST", write_path(collection, "/points/delete", wait),
 						  body, collection);
 	PG_RETURN_VOID();
@@ -925,7 +934,7 @@ datacore_qdrant_delete_filter(PG_FUNCTION_ARGS)
 				 errmsg("argument \"filter\" must not be null"),
 				 errhint("To delete every point, pass '{}' as the filter.")));
 	json_object_set_new(body, "filter", filter);
-	server = arg_server(fcinfo, 3, op);
+	server = write_arg_server(fcinfo, 3, op);
 	(void) dc_qdrant_call(server, op, "POST", write_path(collection, "/points/delete", wait),
 						  body, collection);
 	PG_RETURN_VOID();

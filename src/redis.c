@@ -17,6 +17,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -52,6 +53,18 @@ server_arg(FunctionCallInfo fcinfo, const char *op)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("server name must not be null")));
 	return dc_get_server(NameStr(*PG_GETARG_NAME(n)), DC_SERVICE_REDIS, op);
+}
+
+/*
+ * server_arg for a call that writes to Redis: refused in a READ ONLY
+ * transaction (25006), as PostgreSQL's own writes are, so that a read-only
+ * caller (a PostgREST GET, a hot standby) never changes remote state.
+ */
+static DcServer *
+write_server_arg(FunctionCallInfo fcinfo, const char *op)
+{
+	PreventCommandIfReadOnly(op);
+	return server_arg(fcinfo, op);
 }
 
 /*
@@ -157,7 +170,7 @@ Datum
 datacore_redis_set(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_set";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("SET");
 	redisReply *reply;
 	bool		nx = false;
@@ -188,7 +201,7 @@ Datum
 datacore_redis_del(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_del";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("DEL");
 
 	if (get_fn_expr_argtype(fcinfo->flinfo, 0) == TEXTARRAYOID)
@@ -234,7 +247,7 @@ Datum
 datacore_redis_incr(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_incr";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("INCRBY");
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
@@ -248,7 +261,7 @@ Datum
 datacore_redis_expire(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_expire";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("PEXPIRE");
 
 	dc_redis_arg_text(cmd, PG_GETARG_TEXT_PP(0));
@@ -286,7 +299,7 @@ datacore_redis_ttl(PG_FUNCTION_ARGS)
 static Datum
 push(FunctionCallInfo fcinfo, const char *command, const char *op)
 {
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd(command);
 
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 0, "key"));
@@ -336,7 +349,7 @@ datacore_redis_rpush(PG_FUNCTION_ARGS)
 static Datum
 pop(FunctionCallInfo fcinfo, const char *command, const char *op)
 {
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd(command);
 	redisReply *reply;
 
@@ -374,7 +387,7 @@ Datum
 datacore_redis_blpop(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_blpop";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("BLPOP");
 	float8		timeout = PG_GETARG_FLOAT8(1);
 	redisReply *reply;
@@ -406,7 +419,7 @@ Datum
 datacore_redis_hset(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_hset";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("HSET");
 
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 0, "key"));
@@ -424,7 +437,7 @@ Datum
 datacore_redis_hset_jsonb(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_hset";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("HSET");
 	json_t	   *fields = dc_jsonb_to_json(PG_GETARG_JSONB_P(1), "fields");
 	const char *name;
@@ -493,7 +506,7 @@ Datum
 datacore_redis_publish(PG_FUNCTION_ARGS)
 {
 	const char *op = "redis_publish";
-	DcServer   *server = server_arg(fcinfo, op);
+	DcServer   *server = write_server_arg(fcinfo, op);
 	DcRedisCmd *cmd = dc_redis_cmd("PUBLISH");
 
 	dc_redis_arg_text(cmd, arg_varlena(fcinfo, 0, "channel"));

@@ -35,6 +35,7 @@
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 
@@ -45,6 +46,7 @@
 #define CAT_DANGEROUS	0x02
 #define CAT_CONNECTION	0x04
 #define CAT_SCRIPTING	0x08
+#define CAT_WRITE		0x10	/* not refused; refused when read-only */
 
 /* Longest command name (with "|subcommand") the cache holds. */
 #define FENCE_NAME_LEN	128
@@ -69,6 +71,7 @@ static const struct
 	{"@dangerous", CAT_DANGEROUS},
 	{"@connection", CAT_CONNECTION},
 	{"@scripting", CAT_SCRIPTING},
+	{"@write", CAT_WRITE},
 };
 
 /* Commands that would change the shared connection, refused always. */
@@ -340,6 +343,10 @@ dc_redis_check_commands(DcServer *server, const char *op, int ncmds,
 		}
 		if (in_list(harmless_commands, names[i]))
 			cats &= ~CAT_CONNECTION;
+		/* a write in a READ ONLY transaction, as PostgreSQL's own writes */
+		if (cats & CAT_WRITE)
+			PreventCommandIfReadOnly(display_name(cmd, sub));
+		cats &= ~CAT_WRITE;
 		for (k = 0; k < lengthof(category_names); k++)
 		{
 			if (cats & category_names[k].bit)

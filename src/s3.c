@@ -867,6 +867,14 @@ server_arg(FunctionCallInfo fcinfo, int argno, const char *operation)
 	return dc_get_server(NameStr(*PG_GETARG_NAME(argno)), DC_SERVICE_S3, operation);
 }
 
+/* server_arg for a call that changes the store: refused when read-only (25006). */
+static DcServer *
+write_server_arg(FunctionCallInfo fcinfo, int argno, const char *operation)
+{
+	PreventCommandIfReadOnly(operation);
+	return server_arg(fcinfo, argno, operation);
+}
+
 static char *
 text_arg(FunctionCallInfo fcinfo, int argno, const char *what, const char *operation)
 {
@@ -892,7 +900,7 @@ datacore_s3_put(PG_FUNCTION_ARGS)
 	char	   *bucket = text_arg(fcinfo, 0, "bucket", op);
 	char	   *key = text_arg(fcinfo, 1, "key", op);
 	char	   *content_type = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	DcServer   *server = server_arg(fcinfo, 4, op);
+	DcServer   *server = write_server_arg(fcinfo, 4, op);
 	const char *data;
 	size_t		len;
 
@@ -1020,7 +1028,7 @@ Datum
 datacore_s3_delete(PG_FUNCTION_ARGS)
 {
 	const char *op = "s3_delete";
-	DcServer   *server = dc_get_server(NameStr(*PG_GETARG_NAME(2)), DC_SERVICE_S3, op);
+	DcServer   *server = write_server_arg(fcinfo, 2, op);
 
 	PG_RETURN_BOOL(dc_s3_delete(server, op, text_to_cstring(PG_GETARG_TEXT_PP(0)),
 								text_to_cstring(PG_GETARG_TEXT_PP(1))));
@@ -1161,7 +1169,7 @@ datacore_s3_create_bucket(PG_FUNCTION_ARGS)
 {
 	const char *op = "s3_create_bucket";
 	char	   *bucket = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	DcServer   *server = dc_get_server(NameStr(*PG_GETARG_NAME(1)), DC_SERVICE_S3, op);
+	DcServer   *server = write_server_arg(fcinfo, 1, op);
 	const char *region = dc_option(server, "region");
 	char	   *body = NULL;
 	DcHttpRequest *req;
@@ -1203,7 +1211,7 @@ datacore_s3_delete_bucket(PG_FUNCTION_ARGS)
 {
 	const char *op = "s3_delete_bucket";
 	char	   *bucket = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	DcServer   *server = dc_get_server(NameStr(*PG_GETARG_NAME(1)), DC_SERVICE_S3, op);
+	DcServer   *server = write_server_arg(fcinfo, 1, op);
 
 	check_name("bucket name", bucket);
 	execute_ok(server, dc_s3_request(server, op, "DELETE", bucket, NULL, NIL,
