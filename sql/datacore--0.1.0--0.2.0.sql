@@ -204,17 +204,14 @@ CREATE FUNCTION metrics_jobs(OUT state text, OUT jobs bigint)
 	RETURNS SETOF record
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	IF to_regclass('datacore.jobs') IS NULL THEN
-		RETURN;
-	END IF;
-	RETURN QUERY EXECUTE
-		'SELECT s.state, coalesce(c.n, 0)::bigint
-		   FROM unnest(ARRAY[''queued'', ''running'', ''succeeded'', ''failed'', ''dead'']) WITH ORDINALITY s(state, ord)
-		   LEFT JOIN (SELECT j.state::text AS state, count(*) AS n FROM datacore.jobs j GROUP BY 1) c
-		     ON c.state = s.state
-		  ORDER BY s.ord';
+	RETURN QUERY
+		SELECT s.state, coalesce(c.n, 0)::bigint
+		  FROM unnest(ARRAY['queued', 'running', 'succeeded', 'failed', 'dead']) WITH ORDINALITY s(state, ord)
+		  LEFT JOIN (SELECT j.state::text AS state, count(*) AS n FROM datacore.jobs j GROUP BY 1) c
+			ON c.state = s.state
+		 ORDER BY s.ord;
 END $$;
-COMMENT ON FUNCTION metrics_jobs() IS 'jobs of this database per state (no rows before datacore.jobs exists)';
+COMMENT ON FUNCTION metrics_jobs() IS 'jobs of this database per state';
 
 CREATE VIEW metrics AS
 	SELECT e.database, e.server, e.service, e.operation,
