@@ -1936,8 +1936,8 @@ CREATE FUNCTION summary_check_writable(operation text) RETURNS void
 BEGIN
 	IF current_setting('transaction_read_only') = 'on'
 	   AND coalesce(current_setting('datacore.remote_writes_in_read_only', true), '') <> 'on' THEN
-		RAISE SQLSTATE '25006' USING
-			MESSAGE = format('cannot execute %s in a read-only transaction', operation);
+		RAISE EXCEPTION 'cannot execute % in a read-only transaction', operation
+			USING ERRCODE = 'read_only_sql_transaction';
 	END IF;
 END $$;
 COMMENT ON FUNCTION summary_check_writable(text)
@@ -2120,10 +2120,9 @@ BEGIN
 		IF NOT datacore.summary_remote_failure(SQLSTATE) THEN
 			RAISE;
 		END IF;
-		RAISE SQLSTATE '08006' USING
-			MESSAGE = format('refresh of summary "%s" failed: ollama server "%s" is unavailable',
-							 args->>'cache_key', server),
-			DETAIL = format('%s: %s', SQLSTATE, SQLERRM);
+		RAISE EXCEPTION 'refresh of summary "%" failed: ollama server "%" is unavailable',
+				args->>'cache_key', server
+			USING ERRCODE = 'connection_failure', DETAIL = format('%s: %s', SQLSTATE, SQLERRM);
 	END;
 	RETURN datacore.summary_finish(reply, args - 'redis_down') || '{"cached": false, "stale": false}';
 END $$;
@@ -2239,8 +2238,8 @@ BEGIN
 											clock_timestamp() + make_interval(secs => retry),
 											detached => last IS NULL);
 	IF last IS NULL THEN
-		RAISE SQLSTATE 'PT503' USING
-			MESSAGE = 'AI service unavailable',
+		RAISE EXCEPTION 'AI service unavailable' USING
+			ERRCODE = 'PT503',
 			DETAIL = format('No result is stored for cache key "%s", and ollama server "%s" failed with %s: %s.',
 							cache_key, ollama_server, code, msg)
 					 || CASE WHEN job IS NOT NULL THEN format(' A refresh is queued (job %s).', job)

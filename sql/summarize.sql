@@ -165,7 +165,9 @@ RESET ROLE;
 -- cache then holds the fresh result
 UPDATE datacore.jobs SET run_after = now() WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
 SELECT dc_test.clear('ollama');
-SELECT datacore.run_jobs() > 0 AS ran;
+SELECT datacore.run_jobs() >= 0 AS ran;
+SELECT datacore.job_wait(id, '30 seconds')->>'stale' AS refreshed_stale FROM datacore.jobs
+ WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
 SELECT * FROM dc_test.refresh_jobs('fails');
 SELECT owner, result->>'stale' AS stale, result->>'summary' AS summary FROM datacore.jobs
  WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
