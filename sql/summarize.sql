@@ -257,6 +257,11 @@ SELECT dc_test.try($$SELECT datacore.summarize('[]', 'Summarize:', 'events')$$);
 SELECT dc_test.try($$SELECT datacore.summary_cached('events')$$);
 SELECT count(*) AS others_last_good FROM datacore.summaries;
 RESET ROLE;
+GRANT USAGE ON FOREIGN SERVER redis TO regress_chain_none;
+SET ROLE regress_chain_none;
+-- the cache is per role (a miss here), and no USAGE on the model is raised, not stale
+SELECT dc_test.try($$SELECT datacore.summarize('[]', 'Summarize:', 'events')$$);
+RESET ROLE;
 SELECT owner, cache_key, result->>'rows' AS rows FROM datacore.summaries ORDER BY cache_key;
 
 -- clean up
