@@ -2107,12 +2107,22 @@ COMMENT ON FUNCTION summary_finish(jsonb, jsonb)
 	IS 'store, cache and keep the document of a model reply (internal)';
 
 -- The statement of a 'summarize' job: the model again, then store and cache.
--- A failure of the model is raised as 08006 so that the job is retried.
+-- A failure of the model is raised as 08006 so that the job is retried.  A
+-- result generated after the failure that queued the job (a later call
+-- found the model back) is newer than this job's rows: it is kept, not
+-- overwritten, and the job ends without asking the model.
 CREATE FUNCTION summarize_refresh(args jsonb, server name) RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	reply jsonb;
+	newer jsonb;
 BEGIN
+	SELECT s.result INTO newer FROM datacore.summaries s
+	 WHERE s.owner = current_user::regrole AND s.cache_key = args->>'cache_key'
+	   AND s.generated_at > (args->>'failed_at')::timestamptz;
+	IF FOUND THEN
+		RETURN newer || '{"cached": true, "stale": false, "superseded": true}';
+	END IF;
 	BEGIN
 		reply := datacore.ollama_generate_json(args->>'prompt', args->>'model', NULL,
 											   nullif(args->'options', 'null'), NULL, server);
@@ -2211,7 +2221,8 @@ BEGIN
 	args := jsonb_build_object('cache_key', cache_key, 'prompt', p.prompt, 'rows', p.included,
 							   'rows_omitted', p.omitted, 'model', model, 'options', options,
 							   'cache_ttl', cache_ttl, 'bucket', bucket, 'object_key', object_key,
-							   's3_server', s3_server, 'redis_server', redis_server);
+							   's3_server', s3_server, 'redis_server', redis_server,
+							   'failed_at', clock_timestamp());
 	BEGIN
 		reply := datacore.ollama_generate_json(p.prompt, model, NULL, options, NULL, ollama_server);
 	EXCEPTION WHEN OTHERS THEN
