@@ -72,6 +72,17 @@ BEGIN
 	RETURN jsonb_build_object('stale', d->'stale', 'cached', d->'cached', 'message', d->'message',
 							  'reason', left(d->>'stale_reason', 5), 'summary', d->'summary');
 END $$;
+-- run a key's refresh job now rather than at its run_after (unless the
+-- worker already has), and wait for its result
+CREATE FUNCTION dc_test.run_refresh(key text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	job bigint := (SELECT j.id FROM datacore.jobs j
+					WHERE j.kind = 'summarize' AND j.args->>'cache_key' = key);
+BEGIN
+	UPDATE datacore.jobs SET run_after = now() WHERE id = job AND state = 'queued';
+	PERFORM datacore.run_jobs();
+	RETURN datacore.job_wait(job, '30 seconds');
+END $$;
 -- the hint of a PT503 (where Retry-After comes from)
 CREATE FUNCTION dc_test.pt503_hint(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -163,11 +174,8 @@ SELECT dc_test.try($$SELECT datacore.summarize('[5]', 'Summarize:', 'fails', mod
 RESET ROLE;
 -- the refresh runs as the role that queued it, once the AI is back, and the
 -- cache then holds the fresh result
-UPDATE datacore.jobs SET run_after = now() WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
 SELECT dc_test.clear('ollama');
-SELECT datacore.run_jobs() >= 0 AS ran;
-SELECT datacore.job_wait(id, '30 seconds')->>'stale' AS refreshed_stale FROM datacore.jobs
- WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
+SELECT dc_test.run_refresh('fails')->>'stale' AS refreshed_stale;
 SELECT * FROM dc_test.refresh_jobs('fails');
 SELECT owner, result->>'stale' AS stale, result->>'summary' AS summary FROM datacore.jobs
  WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
@@ -180,11 +188,8 @@ SELECT datacore.summary_cached('fails')->>'summary' AS cached_summary,
 SELECT datacore.redis_del('datacore:summary:regress_chain:twenty');
 SELECT datacore.summarize('["newer"]', 'Summarize:', 'twenty')->>'summary' AS newer;
 RESET ROLE;
-UPDATE datacore.jobs SET run_after = now() WHERE kind = 'summarize' AND args->>'cache_key' = 'twenty';
 SELECT dc_test.clear('ollama');
-SELECT datacore.run_jobs() >= 0 AS ran;
-SELECT datacore.job_wait(id, '30 seconds')->>'superseded' AS superseded FROM datacore.jobs
- WHERE kind = 'summarize' AND args->>'cache_key' = 'twenty';
+SELECT dc_test.run_refresh('twenty')->>'superseded' AS superseded;
 SELECT dc_test.generate_requests() AS model_requests_of_superseded_refresh;
 SET ROLE regress_chain;
 SELECT datacore.summary_cached('twenty')->>'summary' AS still_newer;
