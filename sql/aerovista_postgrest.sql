@@ -167,7 +167,7 @@ SELECT count(*) AS model_requests FROM dc_test.log('ollama');
 \set cold :pgrst_body
 SELECT b ->> 'summary' LIKE '%Summarize these events:%' AS summarised, b -> 'rows' AS rows,
 	   b -> 'rows_omitted' AS rows_omitted, b -> 'cached' AS cached, b -> 'stale' AS stale,
-	   b ->> 'object' ~ '^s3://summaries/summary-\d{8}T\d{6}Z\.json$' AS object_named,
+	   b ->> 'object' ~ '^s3://summaries/activity-24h-\d{8}T\d{6}Z\.json$' AS object_named,
 	   b ->> 'generated_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$' AS generated_at
 FROM (SELECT :'cold'::jsonb AS b) s;
 SELECT l -> 'body' ->> 'model' AS model, l -> 'body' -> 'stream' AS stream,
