@@ -229,14 +229,30 @@ RESET ROLE;
 \i test/regress/postgrest_rpc.psql
 \echo :pgrst_sqlstate
 
--- the AI node fails and nothing was ever stored for these hours: PT503
--- (HTTP 503)
+-- the AI node fails and nothing was ever stored for these hours: HTTP 503
+-- with Retry-After, raised as PGRST with the body code PT503
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 500}');
 \set pgrst_args '{"hours": 7}'
-\set VERBOSITY terse
+\set VERBOSITY sqlstate
 \i test/regress/postgrest_rpc.psql
 \set VERBOSITY default
 \echo :pgrst_sqlstate
+-- the response PostgREST builds from it (the retry is the refresh's 30 s)
+SET ROLE web_anon;
+DO $$
+DECLARE
+	msg text;
+	detail text;
+BEGIN
+	PERFORM set_config('request.jwt.claims', '{"role":"web_anon","sub":"regress-u3"}', true);
+	PERFORM get_recent_activity_summary(hours := 7);
+EXCEPTION WHEN SQLSTATE 'PGRST' THEN
+	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+	RAISE NOTICE 'body code %, message "%", hint "%"; status %, Retry-After %',
+		msg::jsonb ->> 'code', msg::jsonb ->> 'message', msg::jsonb ->> 'hint',
+		detail::jsonb -> 'status', detail::jsonb -> 'headers' ->> 'Retry-After';
+END $$;
+RESET ROLE;
 -- ... and one refresh is queued for when the node is back
 SELECT state, owner, args ->> 'cache_key' AS cache_key FROM datacore.jobs
 WHERE kind = 'summarize';

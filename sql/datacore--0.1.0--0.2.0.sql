@@ -2144,7 +2144,7 @@ CREATE FUNCTION summarize(rows jsonb, instruction text, cache_key text,
 		object_key text DEFAULT NULL, model text DEFAULT NULL,
 		max_prompt_chars integer DEFAULT 16000, options jsonb DEFAULT NULL,
 		ollama_server name DEFAULT 'ollama', s3_server name DEFAULT 'minio',
-		redis_server name DEFAULT 'redis')
+		redis_server name DEFAULT 'redis', postgrest_errors boolean DEFAULT false)
 	RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2249,12 +2249,24 @@ BEGIN
 											clock_timestamp() + make_interval(secs => retry),
 											detached => last IS NULL);
 	IF last IS NULL THEN
+		msg := format('No result is stored for cache key "%s", and ollama server "%s" failed with %s: %s.',
+					  cache_key, ollama_server, code, msg)
+			   || CASE WHEN job IS NOT NULL THEN format(' A refresh is queued (job %s).', job)
+					   ELSE ' No refresh could be queued.' END;
+		-- PostgREST sets headers only from a PGRST raise: the same error,
+		-- its code PT503 in the body, with Retry-After on the 503
+		IF postgrest_errors THEN
+			RAISE EXCEPTION USING
+				ERRCODE = 'PGRST',
+				MESSAGE = jsonb_build_object('code', 'PT503', 'message', 'AI service unavailable',
+											 'details', msg,
+											 'hint', format('Retry after %s seconds.', retry))::text,
+				DETAIL = jsonb_build_object('status', 503,
+											'headers', jsonb_build_object('Retry-After', retry::text))::text;
+		END IF;
 		RAISE EXCEPTION 'AI service unavailable' USING
 			ERRCODE = 'PT503',
-			DETAIL = format('No result is stored for cache key "%s", and ollama server "%s" failed with %s: %s.',
-							cache_key, ollama_server, code, msg)
-					 || CASE WHEN job IS NOT NULL THEN format(' A refresh is queued (job %s).', job)
-							 ELSE ' No refresh could be queued.' END,
+			DETAIL = msg,
 			HINT = format('Retry after %s seconds.', retry);
 	END IF;
 	RETURN last || jsonb_build_object(
@@ -2263,7 +2275,7 @@ BEGIN
 		'stale_reason', format('%s: %s', code, msg),
 		'retry_after', retry, 'refresh_job', job);
 END $$;
-COMMENT ON FUNCTION summarize(jsonb, text, text, interval, text, text, text, integer, jsonb, name, name, name)
+COMMENT ON FUNCTION summarize(jsonb, text, text, interval, text, text, text, integer, jsonb, name, name, name, boolean)
 	IS 'summarize rows with a model within a prompt budget, store the result in S3, cache it in Redis; on an AI failure the last good result flagged stale';
 
 CREATE FUNCTION summary_cached(cache_key text, redis_server name DEFAULT 'redis')

@@ -126,6 +126,7 @@ BEGIN
 	-- never overwrite it
 	RETURN datacore.summarize(counts, 'Summarize these events:', cache_key,
 							  cache_ttl => interval '300 seconds', bucket => 'summaries',
+							  postgrest_errors => true,
 							  object_key => format('activity-%sh-%s.json', hours,
 												   to_char(clock_timestamp() AT TIME ZONE 'UTC',
 														   'YYYYMMDD"T"HH24MISS"Z"')));
