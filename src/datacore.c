@@ -62,6 +62,7 @@ _PG_init(void)
 	dc_metrics_init();
 
 	dc_jobs_define_gucs();
+	dc_remote_define_gucs();
 	MarkGUCPrefixReserved("datacore");
 
 	/*

@@ -90,9 +90,11 @@ extern void dc_egress_check_fd(DcServer *server, const char *operation, int fd);
 extern void dc_egress_refuse(DcServer *server, const char *operation,
 							 const char *addr) pg_attribute_noreturn();
 
-/* in remote.c: remote bytes that become text */
+/* in remote.c: remote bytes that become text; the read-only fence for remote writes */
 extern void dc_check_remote_text(const char *s, int len, const char *what,
 								 const char *servername);
 extern char *dc_remote_excerpt(const char *s, int len, int maxbytes);
+extern void dc_remote_define_gucs(void);
+extern void dc_prevent_remote_write_if_read_only(const char *operation);
 
 #endif							/* DATACORE_H */

@@ -122,6 +122,9 @@ static const JobKind job_kinds[] = {
 		ARG_BOOL("only_if_absent", "false") ", $2) "
 		"ELSE datacore.redis_set($1->>'key', $1->>'value', ($1->>'ttl')::interval, "
 		ARG_BOOL("only_if_absent", "false") ", $2) END)"},
+	/* a stale datacore.summarize result regenerated; $2 is the Ollama server */
+	{"summarize", DC_SERVICE_OLLAMA, "cache_key,prompt",
+		"SELECT datacore.summarize_refresh($1, $2)"},
 };
 
 #define NUM_KINDS lengthof(job_kinds)

@@ -9,6 +9,9 @@
  * 22021; text meant only for a message is cut on a character boundary and
  * made safe instead, because an error must still be reportable.
  *
+ * Also the one fence for the other direction: calls that change remote
+ * state refuse a READ ONLY transaction unless a superuser allowed it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -16,6 +19,34 @@
 #include "datacore.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+static bool remote_writes_in_read_only = false;
+
+void
+dc_remote_define_gucs(void)
+{
+	DefineCustomBoolVariable("datacore.remote_writes_in_read_only",
+							 "Lets calls with a side effect on a remote server run in a READ ONLY transaction.",
+							 "For a hot standby that must still cache in Redis or store in S3; "
+							 "tables (the job queue, last-good summaries) stay read-only.",
+							 &remote_writes_in_read_only, false, PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+}
+
+/*
+ * Refuse (25006) a call named "operation" that would change a remote
+ * server's state when the transaction is READ ONLY, as PostgreSQL refuses
+ * its own writes, so that a PostgREST GET or a standby never writes to S3,
+ * Redis or Qdrant; datacore.remote_writes_in_read_only lifts the fence.
+ */
+void
+dc_prevent_remote_write_if_read_only(const char *operation)
+{
+	if (!remote_writes_in_read_only)
+		PreventCommandIfReadOnly(operation);
+}
 
 /*
  * Raise 22021 unless s[0..len) is valid in the database encoding and holds

@@ -6,7 +6,7 @@
 CREATE TABLE jobs (
 	id bigserial PRIMARY KEY,
 	kind text NOT NULL CHECK (kind IN ('ollama_generate', 'ollama_embed', 's3_put',
-									   'qdrant_upsert', 'redis_set')),
+									   'qdrant_upsert', 'redis_set', 'summarize')),
 	server name NOT NULL,
 	args jsonb NOT NULL CHECK (jsonb_typeof(args) = 'object'),
 	state text NOT NULL DEFAULT 'queued'
