@@ -75,7 +75,7 @@ qa() { psql -X -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
 # What the run made on the stack goes; the stand-in is left running.
 stack_cleanup() {
-    local p b pattern
+    local p pattern role
     for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     BG_PIDS=()
@@ -83,16 +83,25 @@ stack_cleanup() {
         # The stand-in must not stay down whatever happened.
         test/services start ollama >/dev/null 2>&1 || true
         qa -c "SELECT datacore.qdrant_drop_collection('load', if_exists => true)" >/dev/null 2>&1 || true
-        for b in load load-summaries; do
-            curl -s -o /dev/null --max-time 10 -X DELETE "http://127.0.0.1:$DC_S3_PORT/_test/objects?bucket=$b" || true
-        done
-        for pattern in 'load:*' 'aerovista:summary:*'; do
+        curl -s -o /dev/null --max-time 10 -X DELETE "http://127.0.0.1:$DC_S3_PORT/_test/objects?bucket=load" || true
+        # the chain's documents of this run; the bucket too if the run made it
+        qa -c "SELECT count(datacore.s3_delete('summaries', key)) FROM datacore.s3_list('summaries')
+                WHERE last_modified >= to_timestamp($RUN_START) - interval '1 second'" >/dev/null 2>&1 || true
+        if [[ ! -e $WORK/summaries-existed ]]; then
+            curl -s -o /dev/null --max-time 10 -X DELETE "http://127.0.0.1:$DC_S3_PORT/_test/objects?bucket=summaries" || true
+        fi
+        for pattern in 'load:*' 'datacore:summary:aerovista_owner:*' 'datacore:ratelimit:aerovista:summary:sub:load-*'; do
             REDISCLI_AUTH=$DC_REDIS_PASSWORD redis-cli -h 127.0.0.1 -p "$DC_REDIS_PORT" --user "$DC_REDIS_USER" \
                 --scan --pattern "$pattern" 2>/dev/null |
                 REDISCLI_AUTH=$DC_REDIS_PASSWORD xargs -r -n 500 redis-cli -h 127.0.0.1 -p "$DC_REDIS_PORT" \
                     --user "$DC_REDIS_USER" del >/dev/null 2>&1 || true
         done
         psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+        for role in web_anon aerovista_owner; do
+            if [[ ! -e $WORK/role-$role-existed ]]; then
+                psql -X -q -d postgres -c "DROP ROLE IF EXISTS $role" >/dev/null 2>&1 || true
+            fi
+        done
         PGLOG=
     fi
 }
@@ -108,6 +117,7 @@ if ! flock -n "$lockfd"; then
     flock "$lockfd"
 fi
 LOCK_START=$SECONDS
+RUN_START=$(date +%s)
 
 make -s PG_CONFIG="$PG_CONFIG" >/dev/null
 make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
@@ -115,6 +125,15 @@ test/services start >/dev/null
 test/services restart postgres >/dev/null
 eval "$(test/services env)"
 PGLOG=$DC_STATE_DIR/log/postgres.log
+
+# What existed before stays after the run.
+for role in web_anon aerovista_owner; do
+    if [[ $(psql -X -At -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = '$role'") == 1 ]]; then
+        : >"$WORK/role-$role-existed"
+    fi
+done
+# s3rver keeps a bucket as a directory of that name
+if [[ -d $DC_S3_DIR/summaries ]]; then : >"$WORK/summaries-existed"; fi
 
 redis_user=()
 [[ -n ${DC_REDIS_USER:-} ]] && redis_user=(-v redis_user="$DC_REDIS_USER")
@@ -178,8 +197,6 @@ run_phase() {
     done
     printf '%s\n' "${mix[@]}" | paste - - >"$WORK/$phase.mix"
 
-    # The steady phase keeps the answers primed by setup.sql (10 minutes).
-    [[ $phase == flap ]] && qa -c "SELECT load.cache_ttl('1 second')" >/dev/null
     q -c "TRUNCATE load.outcomes, load.metrics_before" \
       -c "INSERT INTO load.metrics_before SELECT server, operation, requests, errors
             FROM datacore.metrics WHERE database = current_database()"
