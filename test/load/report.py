@@ -89,7 +89,8 @@ def phase_result(d, phase, seconds):
     res["tps"] = pgbench_figure(out, r"^tps = ([0-9.]+) \(without initial connection time\)")
     res["processed"] = int(pgbench_figure(out, r"^number of transactions actually processed: (\d+)", "0"))
     res["pgbench_failed"] = int(pgbench_figure(out, r"^number of failed transactions: (\d+)", "0"))
-    aborted = [line for line in err if re.search(r"^client \d+ aborted", line)]
+    # "pgbench: error: client 3 script 1 aborted in command 1 query 0: ERROR: ..."
+    aborted = [line for line in err if re.search(r"\bclient \d+ (?:script \d+ )?aborted\b", line)]
     res["aborted"] = aborted
     res["failed"] = res["pgbench_failed"] + len(aborted)
     if rc != 0:
@@ -147,7 +148,8 @@ def phase_result(d, phase, seconds):
         if errs:
             res["problems"].append("datacore.metrics counted errors: " +
                                    ", ".join("%s %d" % kv for kv in sorted(errs.items())))
-        if outcomes["chain_cached"]["cached"] != sum(outcomes["chain_cached"].values()):
+        cached = outcomes.get("chain_cached", collections.Counter())
+        if cached["cached"] != sum(cached.values()):
             res["problems"].append("a chain_cached call was not answered from the cache")
     else:
         flaps = read_lines(os.path.join(d, phase + ".flaps"))
@@ -174,7 +176,8 @@ def describe(res):
     out = []
     p = res["phase"]
     out.append("Phase **%s** (%s): %s transactions, **%s TPS**, **%d failed** (pgbench: %d failed, %d clients aborted)."
-               % (p, TITLES[p], "{:,}".format(res["processed"]), res["tps"] or "–",
+               % (p, TITLES[p], "{:,}".format(res["processed"]),
+                  "%.1f" % float(res["tps"]) if res["tps"] else "–",
                   res["failed"], res["pgbench_failed"], len(res["aborted"])))
     out.append("")
     out.append("| script | weight | transactions | TPS | p50 ms | p99 ms |")
