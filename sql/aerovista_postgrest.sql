@@ -12,7 +12,10 @@ SELECT dc_test.s3_drop_bucket('summaries');
 SELECT datacore.s3_create_bucket('summaries');
 SELECT datacore.redis_del(ARRAY['datacore:ratelimit:aerovista:summary:sub:regress-u1',
 								'datacore:ratelimit:aerovista:summary:sub:regress-u2',
-								'datacore:ratelimit:aerovista:summary:role:web_anon']);
+								'datacore:summary:aerovista_owner:aerovista:activity-summary:24h',
+								'datacore:summary:aerovista_owner:aerovista:activity-summary:7h']);
+DELETE FROM datacore.summaries WHERE owner = 'aerovista_owner'::regrole;
+DELETE FROM datacore.jobs WHERE owner = 'aerovista_owner'::regrole;
 RESET client_min_messages;
 \set QUIET off
 \set ECHO all
@@ -164,7 +167,7 @@ SELECT count(*) AS model_requests FROM dc_test.log('ollama');
 \set cold :pgrst_body
 SELECT b ->> 'summary' LIKE '%Summarize these events:%' AS summarised, b -> 'rows' AS rows,
 	   b -> 'rows_omitted' AS rows_omitted, b -> 'cached' AS cached, b -> 'stale' AS stale,
-	   b ->> 'object' ~ '^s3://summaries/summary-\d{8}T\d{6}Z\.json$' AS object_named,
+	   b ->> 'object' ~ '^s3://summaries/activity-24h-\d{8}T\d{6}Z\.json$' AS object_named,
 	   b ->> 'generated_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$' AS generated_at
 FROM (SELECT :'cold'::jsonb AS b) s;
 SELECT l -> 'body' ->> 'model' AS model, l -> 'body' -> 'stream' AS stream,
@@ -189,6 +192,7 @@ SELECT dc_test.clear_log('ollama');
 \set pgrst_method POST
 \set pgrst_args '{"hours": 24}'
 \set ECHO none
+\set QUIET on
 \set calls ''
 \i test/regress/postgrest_rpc.psql
 SELECT :'calls' || :'pgrst_sqlstate' || '/' || (:'pgrst_body'::jsonb ->> 'cached') AS calls \gset
@@ -208,6 +212,7 @@ SELECT :'calls' || ' ' || :'pgrst_sqlstate' || '/' || (:'pgrst_body'::jsonb ->> 
 SELECT :'calls' || ' ' || :'pgrst_sqlstate' || '/' || (:'pgrst_body'::jsonb ->> 'cached') AS calls \gset
 \i test/regress/postgrest_rpc.psql
 SELECT :'calls' || ' ' || :'pgrst_sqlstate' || '/' || (:'pgrst_body'::jsonb ->> 'cached') AS calls \gset
+\set QUIET off
 \set ECHO all
 \echo calls 2-10, sqlstate/cached: :calls
 SELECT count(*) AS model_requests FROM dc_test.log('ollama');
@@ -268,13 +273,22 @@ DEALLOCATE ALL;
 SELECT dc_test.s3_drop_bucket('summaries');
 SELECT datacore.redis_del(ARRAY['datacore:ratelimit:aerovista:summary:sub:regress-u1',
 								'datacore:ratelimit:aerovista:summary:sub:regress-u2',
-								'datacore:ratelimit:aerovista:summary:role:web_anon']);
+								'datacore:summary:aerovista_owner:aerovista:activity-summary:24h',
+								'datacore:summary:aerovista_owner:aerovista:activity-summary:7h']);
+DELETE FROM datacore.summaries WHERE owner = 'aerovista_owner'::regrole;
+DELETE FROM datacore.jobs WHERE owner = 'aerovista_owner'::regrole;
 DROP SCHEMA app CASCADE;
 DROP VIEW activity_summary;
 DROP TABLE activity_logs;
 DROP FUNCTION get_recent_activity(int), get_recent_activity_summary(int), summarize_recent_logs(text);
 DROP OWNED BY web_anon, aerovista_owner;
-DROP ROLE web_anon, aerovista_owner;
+-- another database of the cluster may still use the roles
+DO $$
+BEGIN
+	DROP ROLE web_anon, aerovista_owner;
+EXCEPTION WHEN dependent_objects_still_exist THEN
+	NULL;
+END $$;
 RESET client_min_messages;
 \set QUIET off
 \set ECHO all

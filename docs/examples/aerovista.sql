@@ -5,7 +5,7 @@
 --   POST /rpc/get_recent_activity_summary {"hours": 24}
 --        rate limit (10 per minute per caller) -> Redis cache (300 s)
 --        -> counts -> "Summarize these events: ..." -> Ollama
---        -> S3 bucket "summaries" -> Redis; the last good answer, flagged
+--        -> summaries/activity-<hours>h-<timestamp>.json -> Redis; the last good answer, flagged
 --        stale, while the AI node is down (datacore.summarize, docs/chains.md)
 --   cron: public.summarize_recent_logs()            Pattern 2, 100 latest rows
 --        -> "Summarize these activity logs:" -> Ollama
@@ -121,8 +121,14 @@ BEGIN
 
 	SELECT coalesce(jsonb_agg(to_jsonb(a)), '[]') INTO counts
 		FROM public.get_recent_activity(hours) a;
+	-- one object per summary: named by its hours, so that summaries of other
+	-- hours, or Pattern 2's summary-<timestamp>.json, made in the same second
+	-- never overwrite it
 	RETURN datacore.summarize(counts, 'Summarize these events:', cache_key,
-							  cache_ttl => interval '300 seconds', bucket => 'summaries');
+							  cache_ttl => interval '300 seconds', bucket => 'summaries',
+							  object_key => format('activity-%sh-%s.json', hours,
+												   to_char(clock_timestamp() AT TIME ZONE 'UTC',
+														   'YYYYMMDD"T"HH24MISS"Z"')));
 END
 $$;
 ALTER FUNCTION public.get_recent_activity_summary(int) OWNER TO aerovista_owner;
