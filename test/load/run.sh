@@ -84,10 +84,11 @@ stack_cleanup() {
         test/services start ollama >/dev/null 2>&1 || true
         qa -c "SELECT datacore.qdrant_drop_collection('load', if_exists => true)" >/dev/null 2>&1 || true
         curl -s -o /dev/null --max-time 10 -X DELETE "http://127.0.0.1:$DC_S3_PORT/_test/objects?bucket=load" || true
-        # the chain's documents of this run; the bucket too if the run made it
-        qa -c "SELECT count(datacore.s3_delete('summaries', key)) FROM datacore.s3_list('summaries')
-                WHERE last_modified >= to_timestamp($RUN_START) - interval '1 second'" >/dev/null 2>&1 || true
-        if [[ ! -e $WORK/summaries-existed ]]; then
+        # the chain's documents: the bucket if the run made it, else those of this run
+        if [[ -e $WORK/summaries-existed ]]; then
+            qa -c "SELECT count(datacore.s3_delete('summaries', key)) FROM datacore.s3_list('summaries')
+                    WHERE last_modified >= to_timestamp($RUN_START) - interval '1 second'" >/dev/null 2>&1 || true
+        else
             curl -s -o /dev/null --max-time 10 -X DELETE "http://127.0.0.1:$DC_S3_PORT/_test/objects?bucket=summaries" || true
         fi
         for pattern in 'load:*' 'datacore:summary:aerovista_owner:*' 'datacore:ratelimit:aerovista:summary:sub:load-*'; do
