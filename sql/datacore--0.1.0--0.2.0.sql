@@ -1996,9 +1996,18 @@ END $$;
 COMMENT ON FUNCTION summary_prompt(jsonb, text, integer)
 	IS 'the prompt summarize sends, with the rows it includes and leaves out (internal)';
 
+CREATE FUNCTION chain_enqueue_detached(args jsonb, server name, run_after timestamptz)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'datacore_chain_enqueue_detached' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION chain_enqueue_detached(jsonb, name, timestamptz)
+	IS 'queue a summary refresh from a background worker''s own transaction, which survives this one (internal)';
+
 -- Queue the refresh of a cache key unless one is queued or running; returns
--- the job's id (NULL in a READ ONLY transaction, which cannot write the queue).
-CREATE FUNCTION summary_enqueue_refresh(args jsonb, ollama_server name, run_after timestamptz)
+-- the job's id (NULL in a READ ONLY transaction, which cannot write the
+-- queue).  detached: queued by a background worker and committed at once,
+-- for a caller about to raise PT503, which rolls back its own transaction.
+CREATE FUNCTION summary_enqueue_refresh(args jsonb, ollama_server name, run_after timestamptz,
+		detached boolean DEFAULT false)
 	RETURNS bigint
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -2009,9 +2018,13 @@ BEGIN
 	END IF;
 	SELECT j.id INTO id FROM datacore.jobs j
 	 WHERE j.kind = 'summarize' AND j.owner = current_user::regrole
-	   AND j.state IN ('queued', 'running') AND j.args->>'cache_key' = summary_enqueue_refresh.args->>'cache_key';
+	   AND j.state IN ('queued', 'running')
+	   AND j.args->>'cache_key' = summary_enqueue_refresh.args->>'cache_key';
 	IF FOUND THEN
 		RETURN id;
+	END IF;
+	IF detached THEN
+		RETURN datacore.chain_enqueue_detached(args, ollama_server, run_after);
 	END IF;
 	BEGIN
 		RETURN datacore.enqueue('summarize', args, ollama_server, 10, run_after);
@@ -2019,11 +2032,12 @@ BEGIN
 		-- another session queued it first
 		SELECT j.id INTO id FROM datacore.jobs j
 		 WHERE j.kind = 'summarize' AND j.owner = current_user::regrole
-		   AND j.state IN ('queued', 'running') AND j.args->>'cache_key' = summary_enqueue_refresh.args->>'cache_key';
+		   AND j.state IN ('queued', 'running')
+		   AND j.args->>'cache_key' = summary_enqueue_refresh.args->>'cache_key';
 		RETURN id;
 	END;
 END $$;
-COMMENT ON FUNCTION summary_enqueue_refresh(jsonb, name, timestamptz)
+COMMENT ON FUNCTION summary_enqueue_refresh(jsonb, name, timestamptz, boolean)
 	IS 'queue one refresh job per (owner, cache_key) (internal)';
 
 -- From a model reply to the stored, cached result: the document goes to S3
@@ -2219,15 +2233,18 @@ BEGIN
 	retry := coalesce((SELECT greatest(1, ceil(extract(epoch FROM b.next_probe_at - clock_timestamp())))::integer
 						 FROM datacore.breakers b
 						WHERE b.server = ollama_server AND b.state = 'open'), 30);
-	job := datacore.summary_enqueue_refresh(args, ollama_server,
-											clock_timestamp() + make_interval(secs => retry));
 	SELECT s.result INTO last FROM datacore.summaries s
 	 WHERE s.owner = current_user::regrole AND s.cache_key = summarize.cache_key;
+	job := datacore.summary_enqueue_refresh(args, ollama_server,
+											clock_timestamp() + make_interval(secs => retry),
+											detached => last IS NULL);
 	IF last IS NULL THEN
 		RAISE SQLSTATE 'PT503' USING
 			MESSAGE = 'AI service unavailable',
-			DETAIL = format('No result is stored for cache key "%s" and ollama server "%s" failed: %s: %s',
-							cache_key, ollama_server, code, msg),
+			DETAIL = format('No result is stored for cache key "%s", and ollama server "%s" failed with %s: %s.',
+							cache_key, ollama_server, code, msg)
+					 || CASE WHEN job IS NOT NULL THEN format(' A refresh is queued (job %s).', job)
+							 ELSE ' No refresh could be queued.' END,
 			HINT = format('Retry after %s seconds.', retry);
 	END IF;
 	RETURN last || jsonb_build_object(
