@@ -36,7 +36,8 @@ BEGIN
 					   jsonb_build_object('sub', 'load-' || gen_random_uuid(), 'role', 'web_anon')::text,
 					   true);
 	IF cold THEN
-		-- summarize's cache entry for the RPC's cache key (sql/install/65_chain.sql)
+		-- the Redis key of the RPC's cache key: datacore:summary:<role>:<cache_key>
+		-- (docs/chains.md), the role being the RPC's owner
 		PERFORM datacore.redis_del(format('datacore:summary:aerovista_owner:aerovista:activity-summary:%sh',
 										  hours));
 	END IF;
