@@ -3,6 +3,7 @@
 \set SHOW_CONTEXT never
 \set ON_ERROR_STOP on
 \set gateway '{"role":"web_anon","sub":"demo-user","service":"aerovista-gateway"}'
+\set hours 24
 
 \echo '-- the refresh jobs run in the background worker, as aerovista_owner, once the node answers'
 \timing on
@@ -13,12 +14,9 @@ FROM datacore.jobs WHERE kind = 'summarize' ORDER BY id;
 SELECT id, state, attempts, args ->> 'cache_key' AS cache_key FROM datacore.jobs WHERE kind = 'summarize' ORDER BY id;
 
 \echo '-- and the RPC answers fresh again, from the cache the job filled'
-BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
-SELECT set_config('role', 'web_anon', true), set_config('request.jwt.claims', :'gateway', true) \g /dev/null
-SELECT app.authenticate_service() \g /dev/null
-SELECT r -> 'cached' AS cached, r -> 'stale' AS stale, r ->> 'generated_at' AS generated_at
-FROM get_recent_activity_summary(hours := 24) r;
-COMMIT;
+\i docs/examples/demo-summary.psql
+SELECT :'body'::jsonb -> 'cached' AS cached, :'body'::jsonb -> 'stale' AS stale,
+	   :'body'::jsonb ->> 'generated_at' AS generated_at;
 
 \echo '-- every summary document in the bucket'
 SELECT key, size FROM datacore.s3_list('summaries') ORDER BY key;

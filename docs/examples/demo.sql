@@ -6,6 +6,7 @@
 \set SHOW_CONTEXT never
 \set ON_ERROR_STOP on
 \set gateway '{"role":"web_anon","sub":"demo-user","service":"aerovista-gateway"}'
+\set hours 24
 
 \echo
 \echo '-- 10,000 rows of activity over the last 48 hours'
@@ -38,25 +39,13 @@ COMMIT;
 \echo
 \echo '-- POST /rpc/get_recent_activity_summary {"hours": 24}: cold, the cache is empty'
 \echo '--   counts -> "Summarize these events:" -> Ollama -> S3 summaries/ -> Redis (300 s)'
-BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
-SELECT set_config('role', 'web_anon', true), set_config('request.jwt.claims', :'gateway', true) \g /dev/null
-SELECT app.authenticate_service() \g /dev/null
-\timing on
-SELECT get_recent_activity_summary(hours := 24) AS body \gset
-\timing off
-COMMIT;
+\i docs/examples/demo-summary.psql
 SELECT jsonb_pretty(:'body'::jsonb - 'summary') AS body,
 	   left(:'body'::jsonb ->> 'summary', 160) || ' ...' AS summary;
 
 \echo
 \echo '-- the same call again: answered from Redis, no rows computed'
-BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
-SELECT set_config('role', 'web_anon', true), set_config('request.jwt.claims', :'gateway', true) \g /dev/null
-SELECT app.authenticate_service() \g /dev/null
-\timing on
-SELECT get_recent_activity_summary(hours := 24) AS body \gset
-\timing off
-COMMIT;
+\i docs/examples/demo-summary.psql
 SELECT :'body'::jsonb -> 'cached' AS cached, :'body'::jsonb -> 'stale' AS stale,
 	   :'body'::jsonb ->> 'generated_at' AS generated_at;
 

@@ -80,6 +80,15 @@ HEAD
 - S3 multipart PUT to the S3 front: the client is not the limit (to the stub
   it runs at 1.5 times a curl stream); the front and s3rver verify and store
   each part apart and join them on completion, on the same 2 CPUs.
+- The chain RPC (`test/bench/chain`, rate limit, `summary_cached`, 24 h counts,
+  `summarize`): a cold call is dominated by the counts query over
+  `activity_logs` (an index range scan of the day's ~3,300 of 100,000 rows and
+  its aggregate, close to half the time); each remote step (rate limit, Redis
+  GET and SET, the model and S3 stubs) is one loopback round trip of 0.1–0.2 ms,
+  and the prompt and the last-good row are a few hundredths each. A cached
+  call is two Redis round trips (rate limit, GET) and the PL/pgSQL around
+  them. The test cluster commits without waiting for a disk flush, so a
+  durable server adds one WAL flush to a cold call (the last-good row).
 
 Run one benchmark again with `test/bench/report.sh run NAME` (redis, s3,
 ollama, …); each benchmark's own output (in `test/bench/results/NAME.txt`) has
