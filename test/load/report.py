@@ -195,7 +195,8 @@ def describe(res):
         out.append("- chain answers: " + "; ".join(chain))
     calls = ", ".join("%s %s (%d errors)" % (s, "{:,}".format(r), e)
                       for s, (r, e) in sorted(res["metrics"].items()))
-    out.append("- calls per server (datacore.metrics, jobs included): " + (calls or "none"))
+    out.append("- requests per server (datacore.metrics; jobs included, calls an open breaker refused "
+               "are not requests): " + (calls or "none"))
     if res["breakers"]:
         out.append("- breakers seen not closed (%d samples, every 0.5 s): %s" % (
             res["breaker_samples"], "; ".join(
