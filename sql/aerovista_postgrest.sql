@@ -233,8 +233,13 @@ RESET ROLE;
 -- (HTTP 503)
 SELECT dc_test.fault('ollama', '{"mode": "status", "status": 500}');
 \set pgrst_args '{"hours": 7}'
+\set VERBOSITY terse
 \i test/regress/postgrest_rpc.psql
+\set VERBOSITY default
 \echo :pgrst_sqlstate
+-- ... and one refresh is queued for when the node is back
+SELECT state, owner, args ->> 'cache_key' AS cache_key FROM datacore.jobs
+WHERE kind = 'summarize';
 SELECT dc_test.fault('ollama', NULL);
 -- invalid hours: 22023 (HTTP 400)
 \set pgrst_args '{"hours": 0}'
@@ -257,6 +262,8 @@ RESET ROLE;
 SET client_min_messages = warning;
 DEALLOCATE ALL;
 SELECT setval('datacore.jobs_id_seq', :jobs_seq_last, :'jobs_seq_called') \g /dev/null
+-- nor the metrics of servers that no longer exist
+SELECT datacore.reset_metrics() \g /dev/null
 SELECT dc_test.s3_drop_bucket('summaries');
 SELECT datacore.redis_del(ARRAY['datacore:ratelimit:aerovista:summary:sub:regress-u1',
 								'datacore:ratelimit:aerovista:summary:sub:regress-u2',

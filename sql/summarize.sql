@@ -165,7 +165,9 @@ RESET ROLE;
 -- cache then holds the fresh result
 UPDATE datacore.jobs SET run_after = now() WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
 SELECT dc_test.clear('ollama');
-SELECT datacore.run_jobs() > 0 AS ran;
+SELECT datacore.run_jobs() >= 0 AS ran;
+SELECT datacore.job_wait(id, '30 seconds')->>'stale' AS refreshed_stale FROM datacore.jobs
+ WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
 SELECT * FROM dc_test.refresh_jobs('fails');
 SELECT owner, result->>'stale' AS stale, result->>'summary' AS summary FROM datacore.jobs
  WHERE kind = 'summarize' AND args->>'cache_key' = 'fails';
@@ -173,6 +175,19 @@ SELECT l->'body'->>'prompt' AS refreshed_prompt FROM dc_test.generate_log() l;
 SET ROLE regress_chain;
 SELECT datacore.summary_cached('fails')->>'summary' AS cached_summary,
 	   datacore.summary_cached('fails')->>'stale' AS stale;
+-- a refresh queued before a later call found the model back keeps that newer
+-- result instead of overwriting it with its older rows
+SELECT datacore.redis_del('datacore:summary:regress_chain:twenty');
+SELECT datacore.summarize('["newer"]', 'Summarize:', 'twenty')->>'summary' AS newer;
+RESET ROLE;
+UPDATE datacore.jobs SET run_after = now() WHERE kind = 'summarize' AND args->>'cache_key' = 'twenty';
+SELECT dc_test.clear('ollama');
+SELECT datacore.run_jobs() >= 0 AS ran;
+SELECT datacore.job_wait(id, '30 seconds')->>'superseded' AS superseded FROM datacore.jobs
+ WHERE kind = 'summarize' AND args->>'cache_key' = 'twenty';
+SELECT dc_test.generate_requests() AS model_requests_of_superseded_refresh;
+SET ROLE regress_chain;
+SELECT datacore.summary_cached('twenty')->>'summary' AS still_newer;
 
 -- nothing ever stored and the AI failing: PT503 (PostgREST: 503) with the
 -- time to retry, and the refresh queued even though the call failed
@@ -254,6 +269,11 @@ SET ROLE regress_chain_none;
 SELECT dc_test.try($$SELECT datacore.summarize('[]', 'Summarize:', 'events')$$);
 SELECT dc_test.try($$SELECT datacore.summary_cached('events')$$);
 SELECT count(*) AS others_last_good FROM datacore.summaries;
+RESET ROLE;
+GRANT USAGE ON FOREIGN SERVER redis TO regress_chain_none;
+SET ROLE regress_chain_none;
+-- the cache is per role (a miss here), and no USAGE on the model is raised, not stale
+SELECT dc_test.try($$SELECT datacore.summarize('[]', 'Summarize:', 'events')$$);
 RESET ROLE;
 SELECT owner, cache_key, result->>'rows' AS rows FROM datacore.summaries ORDER BY cache_key;
 

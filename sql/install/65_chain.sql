@@ -50,8 +50,8 @@ CREATE FUNCTION summary_check_writable(operation text) RETURNS void
 BEGIN
 	IF current_setting('transaction_read_only') = 'on'
 	   AND coalesce(current_setting('datacore.remote_writes_in_read_only', true), '') <> 'on' THEN
-		RAISE SQLSTATE '25006' USING
-			MESSAGE = format('cannot execute %s in a read-only transaction', operation);
+		RAISE EXCEPTION 'cannot execute % in a read-only transaction', operation
+			USING ERRCODE = 'read_only_sql_transaction';
 	END IF;
 END $$;
 COMMENT ON FUNCTION summary_check_writable(text)
@@ -221,12 +221,22 @@ COMMENT ON FUNCTION summary_finish(jsonb, jsonb)
 	IS 'store, cache and keep the document of a model reply (internal)';
 
 -- The statement of a 'summarize' job: the model again, then store and cache.
--- A failure of the model is raised as 08006 so that the job is retried.
+-- A failure of the model is raised as 08006 so that the job is retried.  A
+-- result generated after the failure that queued the job (a later call
+-- found the model back) is newer than this job's rows: it is kept, not
+-- overwritten, and the job ends without asking the model.
 CREATE FUNCTION summarize_refresh(args jsonb, server name) RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	reply jsonb;
+	newer jsonb;
 BEGIN
+	SELECT s.result INTO newer FROM datacore.summaries s
+	 WHERE s.owner = current_user::regrole AND s.cache_key = args->>'cache_key'
+	   AND s.generated_at > (args->>'failed_at')::timestamptz;
+	IF FOUND THEN
+		RETURN newer || '{"cached": true, "stale": false, "superseded": true}';
+	END IF;
 	BEGIN
 		reply := datacore.ollama_generate_json(args->>'prompt', args->>'model', NULL,
 											   nullif(args->'options', 'null'), NULL, server);
@@ -234,10 +244,9 @@ BEGIN
 		IF NOT datacore.summary_remote_failure(SQLSTATE) THEN
 			RAISE;
 		END IF;
-		RAISE SQLSTATE '08006' USING
-			MESSAGE = format('refresh of summary "%s" failed: ollama server "%s" is unavailable',
-							 args->>'cache_key', server),
-			DETAIL = format('%s: %s', SQLSTATE, SQLERRM);
+		RAISE EXCEPTION 'refresh of summary "%" failed: ollama server "%" is unavailable',
+				args->>'cache_key', server
+			USING ERRCODE = 'connection_failure', DETAIL = format('%s: %s', SQLSTATE, SQLERRM);
 	END;
 	RETURN datacore.summary_finish(reply, args - 'redis_down') || '{"cached": false, "stale": false}';
 END $$;
@@ -326,7 +335,8 @@ BEGIN
 	args := jsonb_build_object('cache_key', cache_key, 'prompt', p.prompt, 'rows', p.included,
 							   'rows_omitted', p.omitted, 'model', model, 'options', options,
 							   'cache_ttl', cache_ttl, 'bucket', bucket, 'object_key', object_key,
-							   's3_server', s3_server, 'redis_server', redis_server);
+							   's3_server', s3_server, 'redis_server', redis_server,
+							   'failed_at', clock_timestamp());
 	BEGIN
 		reply := datacore.ollama_generate_json(p.prompt, model, NULL, options, NULL, ollama_server);
 	EXCEPTION WHEN OTHERS THEN
@@ -353,8 +363,8 @@ BEGIN
 											clock_timestamp() + make_interval(secs => retry),
 											detached => last IS NULL);
 	IF last IS NULL THEN
-		RAISE SQLSTATE 'PT503' USING
-			MESSAGE = 'AI service unavailable',
+		RAISE EXCEPTION 'AI service unavailable' USING
+			ERRCODE = 'PT503',
 			DETAIL = format('No result is stored for cache key "%s", and ollama server "%s" failed with %s: %s.',
 							cache_key, ollama_server, code, msg)
 					 || CASE WHEN job IS NOT NULL THEN format(' A refresh is queued (job %s).', job)
