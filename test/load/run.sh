@@ -6,11 +6,11 @@
 #           1 KiB objects, Qdrant search/upsert; every service up.  Passes
 #           with no failed transaction, no error in the server log and no
 #           breaker leaving "closed".
-#   flap    the same mix plus the chain on its cold path (cache entries of
-#           one second), while the Ollama stand-in is stopped 5 s of every
-#           15.  Passes when every chain answer is fresh or stale (no failed
-#           transaction, no error in the server log) and the jobs queued
-#           meanwhile drain once it is back.
+#   flap    the same mix plus the chain on its cold path (its cached answer
+#           dropped before each call), while the Ollama stand-in is stopped
+#           5 s of every 15.  Passes when every chain answer is fresh or
+#           stale (no failed transaction, no error in the server log) and the
+#           jobs queued meanwhile drain once it is back.
 #
 #   test/load/run.sh [--clients N] [--seconds S] [--phase steady|flap|both] [--no-write]
 #
