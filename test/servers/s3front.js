@@ -31,7 +31,7 @@ patchSingleDes();
 const S3rver = require('s3rver');
 const AWSAccount = require('s3rver/lib/models/account');
 const {
-  envPort, parseQuery, safeDecode, sendJson, sha256Hex, startServer,
+  envPort, parseQuery, safeDecode, sendJson, sha256Hex, sleep, startServer,
 } = require('./lib');
 
 const ACCESS_KEY = process.env.DC_S3_ACCESS_KEY || 'dcaccess';
@@ -432,7 +432,14 @@ function forward(ctx) {
       else res.destroy();
       resolve();
     });
-    res.on('close', () => upstream.destroy());
+    if (ctx.upstreamDone) {
+      // A request of a multipart upload runs to its end in s3rver even when
+      // the client leaves (its body is already sent): an abort waits for it.
+      upstream.on('close', ctx.upstreamDone);
+      upstream.on('response', (up) => res.on('close', () => setImmediate(() => up.resume())));
+    } else {
+      res.on('close', () => upstream.destroy());
+    }
     upstream.end(body);
   });
 }
@@ -450,12 +457,44 @@ function noSuchUpload(ctx) {
   return sendS3Error(ctx.res, ctx.method, ctx.path, new S3Error(404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', { UploadId: String(ctx.query.uploadId) }));
 }
 
+// Requests of each multipart upload that s3rver is serving, and the uploads
+// being aborted.  s3rver writes a part into the upload's directory; removing
+// that directory under it made the abort fail (ENOTEMPTY, answered 500) and
+// could leave s3rver opening a part file in a directory that is gone.
+const uploadsBusy = new Map();
+const uploadsAborting = new Set();
+
+// Forward a request of an existing upload, counted until s3rver is done with it.
+function forwardUploadRequest(ctx) {
+  const id = ctx.query.uploadId;
+  uploadsBusy.set(id, (uploadsBusy.get(id) || 0) + 1);
+  let done = false;
+  const upstreamDone = () => {
+    if (done) return;
+    done = true;
+    const n = uploadsBusy.get(id) - 1;
+    if (n > 0) uploadsBusy.set(id, n);
+    else uploadsBusy.delete(id);
+  };
+  return forward({ ...ctx, upstreamDone });
+}
+
 // s3rver has no AbortMultipartUpload (it answers 405), so the front does it:
-// remove the upload's part directory from s3rver's store.
+// refuse further parts, let the parts s3rver is writing finish (for at most
+// 2 s; a client bounds its abort too), then remove the upload's part
+// directory from s3rver's store.  Parts still on their way fail with
+// NoSuchUpload, as S3 may fail them.
 async function abortUpload(ctx, store) {
+  const id = ctx.query.uploadId;
   const dir = uploadDir(ctx, store);
-  if (!dir) return noSuchUpload(ctx);
-  await fs.promises.rm(dir, { recursive: true, force: true });
+  if (!dir || uploadsAborting.has(id)) return noSuchUpload(ctx);
+  uploadsAborting.add(id);
+  try {
+    for (let waited = 0; uploadsBusy.has(id) && waited < 2000; waited += 10) await sleep(10);
+    await fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+  } finally {
+    uploadsAborting.delete(id);
+  }
   ctx.res.writeHead(204, { 'x-amz-request-id': crypto.randomBytes(8).toString('hex').toUpperCase() });
   return ctx.res.end();
 }
@@ -477,7 +516,8 @@ async function handle(ctx) {
   if (ctx.query.uploadId !== undefined) {
     if (req.method === 'DELETE') return abortUpload(ctx, s3store);
     // s3rver would silently recreate an aborted or completed upload for a late part.
-    if (!uploadDir(ctx, s3store)) return noSuchUpload(ctx);
+    if (uploadsAborting.has(ctx.query.uploadId) || !uploadDir(ctx, s3store)) return noSuchUpload(ctx);
+    return forwardUploadRequest(ctx);
   }
   return forward(ctx);
 }

@@ -267,6 +267,28 @@ async function testMultipart(port) {
   check('s3: UploadPart after abort fails', r.status === 404, `${r.status} ${r.body}`);
   r = await s3(port, 'DELETE', s3Path('selftest', 'aborted.bin'), { query: { uploadId: abortId } });
   check('s3: second abort -> 404 NoSuchUpload', r.status === 404 && xmlField(r.body, 'Code') === 'NoSuchUpload', `${r.status} ${r.body}`);
+
+  // An abort while parts are being written (a client aborting after one
+  // part failed, the others in flight) removes the upload, never answers 500.
+  const aborts = {};
+  const partBody = Buffer.alloc(256 * 1024, 7);
+  for (let round = 0; round < 10; round += 1) {
+    const key = s3Path('selftest', `abort-in-flight-${round}.bin`);
+    r = await s3(port, 'POST', key, { query: { uploads: '' } });
+    const id = xmlField(r.body, 'UploadId');
+    const inFlight = [];
+    for (let i = 1; i <= 6; i += 1) {
+      inFlight.push(s3(port, 'PUT', key, { query: { partNumber: String(i), uploadId: id }, body: partBody }).catch((e) => e));
+    }
+    await new Promise((resolve) => { setTimeout(resolve, round % 5); });
+    r = await s3(port, 'DELETE', key, { query: { uploadId: id } });
+    aborts[r.status] = (aborts[r.status] || 0) + 1;
+    await Promise.all(inFlight);
+    r = await s3(port, 'DELETE', key, { query: { uploadId: id } });
+    aborts[`again ${r.status}`] = (aborts[`again ${r.status}`] || 0) + 1;
+  }
+  check('s3: AbortMultipartUpload with parts in flight -> 204, then the upload is gone (404)',
+    aborts[204] === 10 && aborts['again 404'] === 10, JSON.stringify(aborts));
 }
 
 // A request signed by curl's own SigV4 code must pass too.
