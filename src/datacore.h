@@ -95,4 +95,7 @@ extern void dc_check_remote_text(const char *s, int len, const char *what,
 								 const char *servername);
 extern char *dc_remote_excerpt(const char *s, int len, int maxbytes);
 
+/* in readonly.c: the write fence (25006, with a hint on a hot standby) */
+extern void dc_prevent_if_read_only(const char *operation);
+
 #endif							/* DATACORE_H */

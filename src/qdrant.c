@@ -395,7 +395,7 @@ arg_server(FunctionCallInfo fcinfo, int n, const char *operation)
 static DcServer *
 write_arg_server(FunctionCallInfo fcinfo, int n, const char *operation)
 {
-	PreventCommandIfReadOnly(operation);
+	dc_prevent_if_read_only(operation);
 	return arg_server(fcinfo, n, operation);
 }
 

@@ -63,7 +63,7 @@ server_arg(FunctionCallInfo fcinfo, const char *op)
 static DcServer *
 write_server_arg(FunctionCallInfo fcinfo, const char *op)
 {
-	PreventCommandIfReadOnly(op);
+	dc_prevent_if_read_only(op);
 	return server_arg(fcinfo, op);
 }
 

@@ -345,7 +345,7 @@ dc_redis_check_commands(DcServer *server, const char *op, int ncmds,
 			cats &= ~CAT_CONNECTION;
 		/* a write in a READ ONLY transaction, as PostgreSQL's own writes */
 		if (cats & CAT_WRITE)
-			PreventCommandIfReadOnly(display_name(cmd, sub));
+			dc_prevent_if_read_only(display_name(cmd, sub));
 		cats &= ~CAT_WRITE;
 		for (k = 0; k < lengthof(category_names); k++)
 		{

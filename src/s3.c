@@ -871,7 +871,7 @@ server_arg(FunctionCallInfo fcinfo, int argno, const char *operation)
 static DcServer *
 write_server_arg(FunctionCallInfo fcinfo, int argno, const char *operation)
 {
-	PreventCommandIfReadOnly(operation);
+	dc_prevent_if_read_only(operation);
 	return server_arg(fcinfo, argno, operation);
 }
 
