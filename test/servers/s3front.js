@@ -460,6 +460,45 @@ async function abortUpload(ctx, store) {
   return ctx.res.end();
 }
 
+// s3rver has no ListMultipartUploads either (it would answer a listing of
+// the objects): the uploads in progress of a bucket, from its store, in
+// S3's format (one page; Initiated is when the upload's directory was made).
+async function listUploads(ctx, store) {
+  const bucket = ctx.path.split('/')[1];
+  const root = store.getResourcePath(bucket, undefined, 'uploads');
+  const uploads = [];
+  let names = [];
+  try {
+    names = await fs.promises.readdir(root);
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  for (const id of names.sort()) {
+    const dir = path.join(root, id);
+    let key;
+    try {
+      key = await fs.promises.readFile(path.join(dir, 'key'), 'utf8');
+    } catch (err) {
+      if (err.code === 'ENOENT') continue;
+      throw err;
+    }
+    const { birthtime } = await fs.promises.stat(dir);
+    uploads.push(`<Upload><Key>${xmlEscape(clientKey(key))}</Key><UploadId>${xmlEscape(id)}</UploadId>`
+      + `<Initiated>${birthtime.toISOString()}</Initiated><StorageClass>STANDARD</StorageClass></Upload>`);
+  }
+  const body = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    + '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    + `<Bucket>${xmlEscape(bucket)}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>`
+    + `<MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${uploads.join('')}`
+    + '</ListMultipartUploadsResult>';
+  ctx.res.writeHead(200, {
+    'Content-Type': 'application/xml',
+    'Content-Length': Buffer.byteLength(body),
+    'x-amz-request-id': crypto.randomBytes(8).toString('hex').toUpperCase(),
+  });
+  return ctx.res.end(body);
+}
+
 let s3store = null;
 
 async function handle(ctx) {
@@ -473,6 +512,9 @@ async function handle(ctx) {
   } catch (err) {
     if (!(err instanceof S3Error)) throw err;
     return sendS3Error(res, req.method, ctx.path, err);
+  }
+  if (req.method === 'GET' && ctx.query.uploads !== undefined && /^\/[^/]+\/?$/.test(ctx.path)) {
+    return listUploads(ctx, s3store);
   }
   if (ctx.query.uploadId !== undefined) {
     if (req.method === 'DELETE') return abortUpload(ctx, s3store);
