@@ -63,15 +63,6 @@ typedef struct UploadRecord
 
 static uint32 record_seq = 0;
 
-static void
-ensure_dir(const char *path)
-{
-	if (MakePGDirectory(path) < 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", path)));
-}
-
 /* A field that may hold any byte: its length, a colon, the bytes, a newline. */
 static void
 append_field(StringInfo buf, const char *s)
@@ -105,9 +96,13 @@ dc_s3_upload_remember(DcServer *server, const char *bucket, const char *key,
 	append_field(&buf, upload_id);
 
 	path = psprintf("%s/%u.%d.%u", UPLOADS_DIR, MyDatabaseId, MyProcPid, ++record_seq);
-	ensure_dir("pg_datacore");
-	ensure_dir(UPLOADS_DIR);
-	fd = OpenTransientFile(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	/* no ERROR from here on: the caller has an upload to abort first */
+	if (MakePGDirectory("pg_datacore") < 0 && errno != EEXIST)
+		fd = -1;
+	else if (MakePGDirectory(UPLOADS_DIR) < 0 && errno != EEXIST)
+		fd = -1;
+	else
+		fd = OpenTransientFile(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
 	if (fd < 0 || write(fd, buf.data, buf.len) != buf.len || pg_fsync(fd) != 0)
 	{
 		int			save_errno = errno;

@@ -455,7 +455,14 @@ function noSuchUpload(ctx) {
 async function abortUpload(ctx, store) {
   const dir = uploadDir(ctx, store);
   if (!dir) return noSuchUpload(ctx);
-  await fs.promises.rm(dir, { recursive: true, force: true });
+  try {
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    // a part still being written into the directory (its upload was cut
+    // short a moment ago): S3 answers such a race with a retryable 500
+    if (err.code !== 'ENOTEMPTY') throw err;
+    return sendS3Error(ctx.res, ctx.method, ctx.path, new S3Error(500, 'InternalError', 'We encountered an internal error. Please try again.'));
+  }
   ctx.res.writeHead(204, { 'x-amz-request-id': crypto.randomBytes(8).toString('hex').toUpperCase() });
   return ctx.res.end();
 }
