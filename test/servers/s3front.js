@@ -617,6 +617,20 @@ async function main() {
   });
 }
 
+// A part cut short by its client may still be landing in s3rver's store
+// when the upload is aborted; s3rver then fails to write into the removed
+// directory and raises the error where nothing catches it.  Real S3 drops
+// such a part; so does the stand-in, instead of ending the process.
+process.on('uncaughtException', (err) => {
+  if ((err.code === 'ENOENT' || err.code === 'ENOTEMPTY') && typeof err.path === 'string'
+      && err.path.includes(`${path.sep}._S3rver_uploads${path.sep}`)) {
+    console.error(`s3front: dropped a part of an aborted upload: ${err.message}`);
+    return;
+  }
+  console.error(`s3front: ${err.stack || err}`);
+  process.exit(1);
+});
+
 main().catch((err) => {
   console.error(`s3front: ${err.stack || err}`);
   process.exit(1);
