@@ -2304,3 +2304,50 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION summary_cached(text, name)
 	IS 'the fresh cached result of summarize for a cache key, or NULL';
+
+-- hot standby: a pipeline change or sync on a standby says to run it on the primary
+CREATE OR REPLACE FUNCTION rag_get(pipeline text, for_update boolean DEFAULT false)
+	RETURNS rag_pipelines
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p datacore.rag_pipelines;
+	me regrole := quote_ident(current_user)::regrole;
+BEGIN
+	IF pipeline IS NULL THEN
+		RAISE EXCEPTION 'rag pipeline name must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- the lock below would refuse too, but without saying where to go
+	IF for_update AND pg_is_in_recovery() THEN
+		RAISE EXCEPTION 'cannot change or run rag pipeline "%" in a read-only transaction', pipeline
+			USING ERRCODE = 'read_only_sql_transaction',
+				  DETAIL = 'This server is a hot standby.',
+				  HINT = 'Run it on the primary server.';
+	END IF;
+	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
+	-- read again under the lock: only a superuser changes an owner, but it
+	-- may have done so meanwhile.  NO KEY UPDATE: the lock must not wait for
+	-- writers whose capture triggers are queueing rows (their foreign key
+	-- checks hold KEY SHARE on the row until they commit).
+	IF FOUND AND for_update AND p.owner = me THEN
+		SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline FOR NO KEY UPDATE;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'rag pipeline "%" does not exist', pipeline
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List the pipelines with: SELECT name FROM datacore.rag_pipelines;';
+	END IF;
+	IF for_update AND p.owner IS DISTINCT FROM me THEN
+		RAISE EXCEPTION 'permission denied for rag pipeline "%"', p.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The pipeline belongs to role %s: only that role changes, syncs or schedules it, with its own rights.',
+								  p.owner),
+				  HINT = CASE WHEN NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = p.owner)
+							  THEN 'Its owner was dropped: a superuser can set a new owner in datacore.rag_pipelines, or delete the row.'
+							  WHEN pg_has_role(p.owner, 'MEMBER')
+							  THEN format('To act as its owner: SET ROLE %s;', p.owner)
+							  ELSE 'Only its owner, or a superuser acting as it with SET ROLE, can.' END;
+	END IF;
+	RETURN p;
+END $$;
+COMMENT ON FUNCTION rag_get(text, boolean) IS 'the catalog row of a RAG pipeline, locked and owned by the current role when for_update (internal)';

@@ -26,6 +26,7 @@
 #include "jobs.h"
 #include "json.h"
 #include "metrics.h"
+#include "s3.h"
 
 PG_MODULE_MAGIC;
 
@@ -52,6 +53,7 @@ dc_shmem_startup(void)
 	dc_breaker_startup();
 	dc_metrics_startup();
 	dc_worker_startup();
+	dc_s3_uploads_startup();
 }
 
 void

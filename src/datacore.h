@@ -97,4 +97,7 @@ extern char *dc_remote_excerpt(const char *s, int len, int maxbytes);
 extern void dc_remote_define_gucs(void);
 extern void dc_prevent_remote_write_if_read_only(const char *operation);
 
+/* in readonly.c: the write fence (25006, with a hint on a hot standby) */
+extern void dc_prevent_if_read_only(const char *operation);
+
 #endif							/* DATACORE_H */

@@ -406,6 +406,8 @@ datacore_enqueue(PG_FUNCTION_ARGS)
 	int			save_sec;
 	int64		id = 0;
 
+	/* the queue is a table, but a standby's refusal should say where to go */
+	dc_prevent_if_read_only("enqueue()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1264,7 +1266,7 @@ datacore_run_jobs(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max must be positive")));
-	PreventCommandIfReadOnly("run_jobs()");
+	dc_prevent_if_read_only("run_jobs()");
 	run_jobs_housekeeping();
 
 	while (total < max)
@@ -1427,7 +1429,7 @@ datacore_retry_job(PG_FUNCTION_ARGS)
 	Oid			save_user;
 	int			save_sec;
 
-	PreventCommandIfReadOnly("retry_job()");
+	dc_prevent_if_read_only("retry_job()");
 	SPI_connect();
 	if (!fetch_job(id, &state, &result, &error, &xmin))
 		missing_job(id);

@@ -45,7 +45,7 @@ void
 dc_prevent_remote_write_if_read_only(const char *operation)
 {
 	if (!remote_writes_in_read_only)
-		PreventCommandIfReadOnly(operation);
+		dc_prevent_if_read_only(operation);
 }
 
 /*

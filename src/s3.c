@@ -364,15 +364,17 @@ unquote(const char *etag)
 /* ---------- operations ---------- */
 
 /*
- * Best-effort abort of a multipart upload; failure becomes a WARNING.  It
- * runs while an error (often a cancel) is being handled, so it gets the
- * short bounds of a clean-up request, not the server's timeout_ms.
+ * Best-effort abort of a multipart upload; failure becomes a WARNING and
+ * false.  It runs while an error (often a cancel) is being handled, so it
+ * gets the short bounds of a clean-up request, not the server's
+ * timeout_ms.  An upload the server no longer knows counts as aborted.
  */
-static void
-abort_upload(DcServer *server, const char *operation, const char *bucket,
-			 const char *key, const char *upload_id)
+bool
+dc_s3_abort_upload(DcServer *server, const char *operation, const char *bucket,
+				   const char *key, const char *upload_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool aborted = false;
 
 	PG_TRY();
 	{
@@ -400,6 +402,7 @@ abort_upload(DcServer *server, const char *operation, const char *bucket,
 		}
 		if (resp->status >= 300 && resp->status != 404)
 			dc_s3_raise(cleanup, req, resp);
+		aborted = true;
 	}
 	PG_CATCH();
 	{
@@ -416,6 +419,7 @@ abort_upload(DcServer *server, const char *operation, const char *bucket,
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	return aborted;
 }
 
 /* What the parts of one multipart upload share (dc_http_run_batch). */
@@ -536,6 +540,7 @@ put_multipart(DcServer *server, const char *operation, const char *bucket,
 	DcHttpRequest *req;
 	DcHttpResponse *resp;
 	char	   *upload_id;
+	char	   *record;
 	char	   *etag = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -544,6 +549,8 @@ put_multipart(DcServer *server, const char *operation, const char *bucket,
 						NULL, 0, content_type);
 	resp = execute_ok(server, req);
 	upload_id = dc_s3_parse_upload_id(server, operation, resp->body.data, resp->body.len);
+	/* until it is completed or aborted, in case a crash comes first */
+	record = dc_s3_upload_remember(server, bucket, key, upload_id);
 
 	PG_TRY();
 	{
@@ -557,10 +564,13 @@ put_multipart(DcServer *server, const char *operation, const char *bucket,
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		abort_upload(server, operation, bucket, key, upload_id);
+		/* a failed abort keeps the record: the next server start retries */
+		if (dc_s3_abort_upload(server, operation, bucket, key, upload_id))
+			dc_s3_upload_forget(record);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	dc_s3_upload_forget(record);
 	return unquote(etag);
 }
 

@@ -43,6 +43,9 @@ typedef struct DcS3Error
 } DcS3Error;
 
 /* in s3.c */
+extern bool dc_s3_abort_upload(DcServer *server, const char *operation,
+							   const char *bucket, const char *key,
+							   const char *upload_id);
 extern DcHttpRequest *dc_s3_request(DcServer *server, const char *operation,
 									const char *method, const char *bucket,
 									const char *key, List *query,
@@ -80,5 +83,12 @@ extern char *dc_s3_parse_upload_id(DcServer *server, const char *operation,
 extern char *dc_s3_parse_complete(DcServer *server, const char *operation,
 								  const char *data, size_t len, DcS3Error *err);
 extern char *dc_s3_xml_escape(const char *s);
+
+/* in s3_uploads.c: uploads a crash left open */
+extern char *dc_s3_upload_remember(DcServer *server, const char *bucket,
+								   const char *key, const char *upload_id);
+extern void dc_s3_upload_forget(const char *path);
+extern void dc_s3_uploads_startup(void);
+extern void dc_s3_abort_stale_uploads(void);
 
 #endif							/* DATACORE_S3_H */

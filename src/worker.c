@@ -49,6 +49,7 @@
 #include "utils/wait_event.h"
 
 #include "jobs.h"
+#include "s3.h"
 
 #define MAX_JOB_DATABASES	64
 /* jobs claimed (and committed as running) at once */
@@ -489,6 +490,7 @@ dc_job_worker_main(Datum arg)
 		dc_jobs_requeue_orphans();
 		dc_jobs_prune();
 		SPI_finish();
+		dc_s3_abort_stale_uploads();
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();

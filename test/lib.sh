@@ -12,6 +12,9 @@ DC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${DC_QDRANT_PORT:=56333}"
 : "${DC_S3_PORT:=59000}"
 : "${DC_S3RVER_PORT:=59001}"
+# started only when asked for (test/services start standby|pgbouncer)
+: "${DC_STANDBY_PORT:=55433}"
+: "${DC_PGBOUNCER_PORT:=56432}"
 : "${DC_REDIS_USER:=dc_app}"
 : "${DC_REDIS_PASSWORD:=dc-redis-pw}"
 : "${DC_S3_ACCESS_KEY:=dcaccess}"
@@ -26,7 +29,7 @@ DC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Variables `test/services env` publishes; keep in sync with the defaults above.
 DC_ENV_VARS=(DC_STATE_DIR DC_PGPORT DC_REDIS_PORT DC_OLLAMA_PORT DC_QDRANT_PORT
-             DC_S3_PORT DC_S3RVER_PORT DC_REDIS_USER DC_REDIS_PASSWORD
+             DC_S3_PORT DC_S3RVER_PORT DC_STANDBY_PORT DC_PGBOUNCER_PORT DC_REDIS_USER DC_REDIS_PASSWORD
              DC_S3_ACCESS_KEY DC_S3_SECRET_KEY DC_S3_REGION DC_S3_DIR DC_PRELOAD)
 
 dc_log()  { printf '%s\n' "$*" >&2; }

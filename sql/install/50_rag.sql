@@ -149,6 +149,13 @@ BEGIN
 		RAISE EXCEPTION 'rag pipeline name must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	-- the lock below would refuse too, but without saying where to go
+	IF for_update AND pg_is_in_recovery() THEN
+		RAISE EXCEPTION 'cannot change or run rag pipeline "%" in a read-only transaction', pipeline
+			USING ERRCODE = 'read_only_sql_transaction',
+				  DETAIL = 'This server is a hot standby.',
+				  HINT = 'Run it on the primary server.';
+	END IF;
 	SELECT * INTO p FROM datacore.rag_pipelines r WHERE r.name = pipeline;
 	-- read again under the lock: only a superuser changes an owner, but it
 	-- may have done so meanwhile.  NO KEY UPDATE: the lock must not wait for

@@ -492,11 +492,55 @@ async function abortUpload(ctx, store) {
   try {
     for (let waited = 0; uploadsBusy.has(id) && waited < 2000; waited += 10) await sleep(10);
     await fs.promises.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+  } catch (err) {
+    // a part still being written after the wait: S3 answers such a race
+    // with a retryable 500
+    if (err.code !== 'ENOTEMPTY') throw err;
+    return sendS3Error(ctx.res, ctx.method, ctx.path, new S3Error(500, 'InternalError', 'We encountered an internal error. Please try again.'));
   } finally {
     uploadsAborting.delete(id);
   }
   ctx.res.writeHead(204, { 'x-amz-request-id': crypto.randomBytes(8).toString('hex').toUpperCase() });
   return ctx.res.end();
+}
+
+// s3rver has no ListMultipartUploads either (it would answer a listing of
+// the objects): the uploads in progress of a bucket, from its store, in
+// S3's format (one page; Initiated is when the upload's directory was made).
+async function listUploads(ctx, store) {
+  const bucket = ctx.path.split('/')[1];
+  const root = store.getResourcePath(bucket, undefined, 'uploads');
+  const uploads = [];
+  let names = [];
+  try {
+    names = await fs.promises.readdir(root);
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  for (const id of names.sort()) {
+    const dir = path.join(root, id);
+    let key;
+    try {
+      key = await fs.promises.readFile(path.join(dir, 'key'), 'utf8');
+    } catch (err) {
+      if (err.code === 'ENOENT') continue;
+      throw err;
+    }
+    const { birthtime } = await fs.promises.stat(dir);
+    uploads.push(`<Upload><Key>${xmlEscape(clientKey(key))}</Key><UploadId>${xmlEscape(id)}</UploadId>`
+      + `<Initiated>${birthtime.toISOString()}</Initiated><StorageClass>STANDARD</StorageClass></Upload>`);
+  }
+  const body = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    + '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    + `<Bucket>${xmlEscape(bucket)}</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>`
+    + `<MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>${uploads.join('')}`
+    + '</ListMultipartUploadsResult>';
+  ctx.res.writeHead(200, {
+    'Content-Type': 'application/xml',
+    'Content-Length': Buffer.byteLength(body),
+    'x-amz-request-id': crypto.randomBytes(8).toString('hex').toUpperCase(),
+  });
+  return ctx.res.end(body);
 }
 
 let s3store = null;
@@ -512,6 +556,9 @@ async function handle(ctx) {
   } catch (err) {
     if (!(err instanceof S3Error)) throw err;
     return sendS3Error(res, req.method, ctx.path, err);
+  }
+  if (req.method === 'GET' && ctx.query.uploads !== undefined && /^\/[^/]+\/?$/.test(ctx.path)) {
+    return listUploads(ctx, s3store);
   }
   if (ctx.query.uploadId !== undefined) {
     if (req.method === 'DELETE') return abortUpload(ctx, s3store);
@@ -607,6 +654,20 @@ async function main() {
     },
   });
 }
+
+// A part cut short by its client may still be landing in s3rver's store
+// when the upload is aborted; s3rver then fails to write into the removed
+// directory and raises the error where nothing catches it.  Real S3 drops
+// such a part; so does the stand-in, instead of ending the process.
+process.on('uncaughtException', (err) => {
+  if ((err.code === 'ENOENT' || err.code === 'ENOTEMPTY') && typeof err.path === 'string'
+      && err.path.includes(`${path.sep}._S3rver_uploads${path.sep}`)) {
+    console.error(`s3front: dropped a part of an aborted upload: ${err.message}`);
+    return;
+  }
+  console.error(`s3front: ${err.stack || err}`);
+  process.exit(1);
+});
 
 main().catch((err) => {
   console.error(`s3front: ${err.stack || err}`);

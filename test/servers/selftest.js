@@ -261,8 +261,13 @@ async function testMultipart(port) {
 
   let r = await s3(port, 'POST', s3Path('selftest', 'aborted.bin'), { query: { uploads: '' } });
   const abortId = xmlField(r.body, 'UploadId');
+  r = await s3(port, 'GET', '/selftest', { query: { uploads: '' } });
+  check('s3: ListMultipartUploads shows the open upload', r.status === 200
+    && xmlField(r.body, 'UploadId') === abortId && xmlField(r.body, 'Key') === 'aborted.bin', `${r.status} ${r.body}`);
   r = await s3(port, 'DELETE', s3Path('selftest', 'aborted.bin'), { query: { uploadId: abortId } });
   check('s3: AbortMultipartUpload -> 204', r.status === 204, `${r.status} ${r.body}`);
+  r = await s3(port, 'GET', '/selftest', { query: { uploads: '' } });
+  check('s3: ListMultipartUploads is empty after the abort', r.status === 200 && !r.body.includes('<Upload>'), `${r.status} ${r.body}`);
   r = await s3(port, 'PUT', s3Path('selftest', 'aborted.bin'), { query: { partNumber: '1', uploadId: abortId }, body: 'x' });
   check('s3: UploadPart after abort fails', r.status === 404, `${r.status} ${r.body}`);
   r = await s3(port, 'DELETE', s3Path('selftest', 'aborted.bin'), { query: { uploadId: abortId } });
