@@ -962,7 +962,7 @@ datacore_qdrant_upsert_arrays(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("argument \"vectors\" must be a two-dimensional array with one row per id"),
-				 errdetail("There are %d ids.", n),
+				 errdetail_plural("There is %d id.", "There are %d ids.", n, n),
 				 errhint("array_agg() of real[] values makes such an array.")));
 	if (n == 0 && ArrayGetNItems(ARR_NDIM(vectors), ARR_DIMS(vectors)) != 0)
 		ereport(ERROR,
@@ -972,7 +972,7 @@ datacore_qdrant_upsert_arrays(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("argument \"payloads\" must have one element per id"),
-				 errdetail("There are %d ids and %d payloads.", n, npayloads)));
+				 errdetail("The arrays have %d and %d elements.", n, npayloads)));
 	server = write_arg_server(fcinfo, 5, op);
 	if (n == 0)
 		PG_RETURN_INT32(0);
