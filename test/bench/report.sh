@@ -82,11 +82,12 @@ HEAD
   each part apart and join them on completion, on the same 2 CPUs.
 - `rag_sync` at 384 dimensions: the vectors stay `real[]` from the embed
   reply to the upsert body (`qdrant_upsert(collection, ids, vectors,
-  payloads)`), so an element costs one `strtod` in and one Ryu shortest
-  formatting out; before, each went through `to_jsonb`, `numeric`, jansson
-  and text again (4,567 chunks/s against the same stubs). Against the Node
-  stand-in instead of the stub, the stand-in's own parsing of every point
-  sets the pace (`QDRANT=standin`).
+  payloads)`), so an element costs one conversion in (short numbers without
+  `strtod`) and one Ryu shortest formatting out; before, each went through
+  `to_jsonb`, `numeric`, jansson and text again (4,567 chunks/s against the
+  same stubs). Against the Node stand-in instead of the stub
+  (`QDRANT=standin`, about 4,800 chunks/s) the stand-in's own parsing of
+  every point sets the pace.
 - Qdrant FDW INSERT into the stub: two thirds of the backend's samples are
   `float_to_shortest_decimal_bufn` (about 20 ns a number, 384 a point), so a
   64-point request costs about 12 us a point against 115 us for a whole
