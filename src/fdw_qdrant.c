@@ -916,8 +916,9 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
 		}
 
 		/*
-		 * AFTER ROW triggers fire at the end of the statement's run, before
-		 * the last batch would go: with row triggers, every row goes at once.
+		 * AFTER ROW triggers fire when the statement's rows are done, before
+		 * a last batch would go: with row triggers, each row is sent by its
+		 * own callback.
 		 */
 		st->modify_batch = st->batch_size;
 		if (trig && (st->cmd == CMD_UPDATE ?
