@@ -2351,3 +2351,214 @@ BEGIN
 	RETURN p;
 END $$;
 COMMENT ON FUNCTION rag_get(text, boolean) IS 'the catalog row of a RAG pipeline, locked and owned by the current role when for_update (internal)';
+
+-- Qdrant and RAG: upserts from arrays, so that rag_sync sends vectors without a jsonb round trip
+CREATE FUNCTION qdrant_upsert(collection text, ids jsonb[], vectors real[], payloads jsonb[] DEFAULT NULL,
+	wait boolean DEFAULT true, server name DEFAULT 'qdrant') RETURNS integer
+	AS 'MODULE_PATHNAME', 'datacore_qdrant_upsert_arrays' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION qdrant_upsert(text, jsonb[], real[], jsonb[], boolean, name)
+	IS 'insert or replace points given as arrays (vectors: one row per id) in one request';
+CREATE OR REPLACE FUNCTION rag_send(p rag_pipelines, ids jsonb[], texts text[], payloads jsonb[],
+						 vars jsonb[], gone text[])
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	c_rows integer[];
+	c_ids jsonb[];
+	c_texts text[];
+	c_payloads jsonb[];
+	n integer;
+	i integer := 1;
+	j integer;
+	k integer;
+	lo integer;
+	chars bigint;
+	b_idx integer[];
+	b_vecs real[];
+	-- the chunks embedded (indexes into c_*), their vectors (one row each)
+	-- and where each embed request's share of them ends
+	a_idx integer[] := '{}';
+	a_vecs real[] := '{}';
+	a_ends integer[] := '{}';
+	f_ids jsonb[];
+	vec real[];
+	dim_min integer;
+	dim_max integer;
+	ok integer;
+	failed integer[] := '{}';
+	f_state text[] := '{}';
+	f_text text[] := '{}';
+	e_state text;
+	e_msg text;
+	e_detail text;
+	dels text[];
+	s_ids text[];
+	s_chunks integer[];
+BEGIN
+	IF p.owner IS DISTINCT FROM quote_ident(current_user)::regrole THEN
+		RAISE EXCEPTION 'permission denied for rag pipeline "%"', p.name
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	SELECT array_agg(r.ord ORDER BY r.ord, c.n),
+		   array_agg(CASE WHEN p.chunker = 'none' THEN r.id
+						  ELSE to_jsonb(datacore.rag_point_id(coalesce(p.parent, p.name), r.id #>> '{}', c.n)) END
+					 ORDER BY r.ord, c.n),
+		   array_agg(CASE WHEN p.template IS NULL THEN c.chunk
+						  ELSE datacore.rag_format(p.template, c.chunk, r.vars) END
+					 ORDER BY r.ord, c.n),
+		   array_agg(r.payload || jsonb_build_object('id', r.id, 'text', c.chunk)
+					 || CASE WHEN p.chunker = 'none' THEN '{}'::jsonb
+							 ELSE jsonb_build_object('chunk', c.n) END
+					 ORDER BY r.ord, c.n)
+	  INTO c_rows, c_ids, c_texts, c_payloads
+	  FROM unnest(ids, texts, payloads, vars) WITH ORDINALITY r(id, txt, payload, vars, ord)
+	  CROSS JOIN LATERAL datacore.rag_chunks(r.txt, p.chunker, p.chunk_size, p.chunk_overlap) c;
+	n := coalesce(cardinality(c_texts), 0);
+
+	WHILE i <= n LOOP
+		-- a request closes at batch_size texts or before max_batch_chars
+		lo := i;
+		chars := length(c_texts[i]);
+		i := i + 1;
+		WHILE i <= n AND i - lo < p.batch_size
+			  AND (p.max_batch_chars IS NULL OR chars + length(c_texts[i]) <= p.max_batch_chars) LOOP
+			chars := chars + length(c_texts[i]);
+			i := i + 1;
+		END LOOP;
+
+		BEGIN
+			-- the vectors stay real[] up to the upsert: through jsonb every
+			-- element would cost a numeric conversion each way
+			SELECT array_agg(lo + e.idx - 1 ORDER BY e.idx), array_agg(e.embedding ORDER BY e.idx),
+				   min(cardinality(e.embedding)), max(cardinality(e.embedding))
+			  INTO b_idx, b_vecs, dim_min, dim_max
+			  FROM datacore.ollama_embed(c_texts[lo:i - 1], p.model, p.ollama_server) e;
+			IF coalesce(dim_min, 0) = 0 THEN
+				RAISE EXCEPTION 'server "%" returned an empty embedding', p.ollama_server
+					USING ERRCODE = 'fdw_invalid_string_format';
+			END IF;
+		EXCEPTION WHEN data_exception OR fdw_invalid_string_format OR program_limit_exceeded THEN
+			-- one input may be at fault: embed the texts one by one
+			GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+			b_idx := '{}';
+			b_vecs := '{}';
+			ok := 0;
+			dim_min := NULL;
+			FOR j IN lo .. i - 1 LOOP
+				CONTINUE WHEN c_rows[j] = ANY (failed);
+				BEGIN
+					vec := datacore.ollama_embed(c_texts[j], p.model, p.ollama_server);
+					IF coalesce(cardinality(vec), 0) = 0 THEN
+						RAISE EXCEPTION 'server "%" returned an empty embedding', p.ollama_server
+							USING ERRCODE = 'fdw_invalid_string_format';
+					END IF;
+					IF cardinality(vec) <> coalesce(p.dimension, dim_min, cardinality(vec)) THEN
+						RAISE EXCEPTION 'embedding has % dimensions, the collection has %',
+								cardinality(vec), coalesce(p.dimension, dim_min)
+							USING ERRCODE = 'data_exception';
+					END IF;
+					dim_min := cardinality(vec);
+					b_idx := b_idx || j;
+					b_vecs := b_vecs || ARRAY[vec];
+					ok := ok + 1;
+				EXCEPTION WHEN data_exception OR fdw_invalid_string_format OR program_limit_exceeded THEN
+					GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+					failed := failed || c_rows[j];
+					f_state := f_state || e_state;
+					f_text := f_text || CASE WHEN e_detail = '' THEN e_msg ELSE e_msg || ': ' || e_detail END;
+				END;
+			END LOOP;
+			IF ok = 0 AND i - lo > 1 THEN
+				RAISE EXCEPTION USING ERRCODE = e_state, MESSAGE = e_msg, DETAIL = e_detail,
+					HINT = 'Every text of the request failed on its own too, so the rows were kept queued.';
+			END IF;
+			dim_max := dim_min;
+		END;
+		CONTINUE WHEN coalesce(cardinality(b_idx), 0) = 0;
+
+		-- (ollama_embed already refuses replies of mixed sizes)
+		IF dim_min <> p.dimension THEN
+			RAISE EXCEPTION 'embeddings of rag pipeline "%" have % dimensions, the collection has %',
+					p.name, dim_min, p.dimension
+				USING ERRCODE = 'data_exception',
+					  DETAIL = format('Collection "%s" was created for vectors of %s dimensions.', p.collection, p.dimension),
+					  HINT = format('After changing the embedding model, rebuild with: SELECT datacore.rag_reset(%L, drop_collection => true);', p.name);
+		END IF;
+		IF p.dimension IS NULL THEN
+			PERFORM datacore.qdrant_create_collection(p.collection, dim_min, 'Cosine', true,
+													  p.qdrant_server);
+			p.dimension := dim_min;
+			UPDATE datacore.rag_pipelines r SET dimension = dim_min WHERE r.name = p.name;
+		END IF;
+		a_idx := a_idx || b_idx;
+		a_vecs := a_vecs || b_vecs;
+		a_ends := a_ends || cardinality(a_idx);
+	END LOOP;
+
+	-- one upsert per embed request; a failed row sends none of its chunks:
+	-- its old points stay as they were
+	SELECT array_agg(ids[f]) INTO f_ids FROM unnest(failed) f;
+	lo := 1;
+	FOREACH j IN ARRAY a_ends LOOP
+		b_idx := a_idx[lo:j];
+		b_vecs := a_vecs[lo:j];
+		IF f_ids IS NOT NULL THEN
+			b_idx := '{}';
+			b_vecs := '{}';
+			FOR k IN lo .. j LOOP
+				CONTINUE WHEN ids[c_rows[a_idx[k]]] = ANY (f_ids);
+				b_idx := b_idx || a_idx[k];
+				b_vecs := b_vecs || a_vecs[k:k];
+			END LOOP;
+		END IF;
+		lo := j + 1;
+		CONTINUE WHEN cardinality(b_idx) = 0;
+		PERFORM datacore.qdrant_upsert(p.collection,
+									   (SELECT array_agg(c_ids[x] ORDER BY o) FROM unnest(b_idx) WITH ORDINALITY u(x, o)),
+									   b_vecs,
+									   (SELECT array_agg(c_payloads[x] ORDER BY o) FROM unnest(b_idx) WITH ORDINALITY u(x, o)),
+									   true, p.qdrant_server);
+	END LOOP;
+
+	-- the points each row (or gone row) no longer has: with chunker none the
+	-- row's one point when it has no text; otherwise the chunks from the new
+	-- count + 1 up to the count rag_rows remembers
+	SELECT array_agg(x.row_id), array_agg(x.chunks) INTO s_ids, s_chunks
+	  FROM (SELECT DISTINCT ON (y.row_id) y.row_id, y.chunks
+			  FROM (SELECT r.id #>> '{}' AS row_id, coalesce(k.chunks, 0) AS chunks
+					  FROM unnest(ids) WITH ORDINALITY r(id, ord)
+					  LEFT JOIN (SELECT c, count(*)::integer AS chunks FROM unnest(c_rows) c GROUP BY c) k
+						ON k.c = r.ord
+					 WHERE r.ord <> ALL (failed)
+					UNION ALL
+					SELECT g, 0 FROM unnest(gone) g) y
+			 ORDER BY y.row_id, y.chunks DESC) x;
+	SELECT array_agg(d) INTO dels FROM (
+		SELECT s.row_id AS d FROM unnest(s_ids, s_chunks) s(row_id, chunks)
+		 WHERE p.chunker = 'none' AND s.chunks = 0
+		UNION ALL
+		SELECT datacore.rag_point_id(coalesce(p.parent, p.name), s.row_id, g)::text
+		  FROM unnest(s_ids, s_chunks) s(row_id, chunks)
+		  JOIN datacore.rag_rows r ON r.pipeline = p.name AND r.row_id = s.row_id
+		 CROSS JOIN generate_series(s.chunks + 1, r.chunks) g
+		 WHERE p.chunker <> 'none') x;
+	IF dels IS NOT NULL AND p.dimension IS NOT NULL THEN
+		PERFORM datacore.qdrant_delete(p.collection, dels, true, p.qdrant_server);
+	END IF;
+
+	INSERT INTO datacore.rag_rows AS r (pipeline, row_id, chunks)
+		SELECT p.name, s.row_id, s.chunks FROM unnest(s_ids, s_chunks) s(row_id, chunks) WHERE s.chunks > 0
+		ON CONFLICT (pipeline, row_id) DO UPDATE SET chunks = excluded.chunks, synced = excluded.synced;
+	DELETE FROM datacore.rag_rows r USING unnest(s_ids, s_chunks) s(row_id, chunks)
+	 WHERE r.pipeline = p.name AND r.row_id = s.row_id AND s.chunks = 0;
+	DELETE FROM datacore.rag_errors e
+	 WHERE e.pipeline = p.name AND e.row_id = ANY (s_ids);
+	INSERT INTO datacore.rag_errors AS e (pipeline, row_id, error, sqlstate)
+		SELECT DISTINCT ON (ids[f.r] #>> '{}') p.name, ids[f.r] #>> '{}', f.msg, f.state
+		  FROM unnest(failed, f_state, f_text) f(r, state, msg)
+		 ORDER BY ids[f.r] #>> '{}'
+		ON CONFLICT (pipeline, row_id) DO UPDATE
+		   SET error = excluded.error, sqlstate = excluded.sqlstate,
+			   attempts = e.attempts + 1, at = excluded.at;
+	RETURN coalesce(cardinality(s_ids), 0);
+END $$;

@@ -132,6 +132,15 @@ SELECT datacore.ollama_embed('x');
 SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
 	'body', '{"embed\u0064ings": [[1e-3, -0.5, 0, 2E+2, 0.25e1]]}'));
 SELECT datacore.ollama_embed('x');
+-- the fast scanner converts short numbers itself and hands long ones and
+-- large exponents to strtod: the same reals as the general reader's
+\set nums '[[0.051031, -0.0123456789, 123456789012345678, 3.4028234663852886e38, 1.401298464324817e-45, 1e-30, -0, 7.0e-10, 0.30000001192092896, 33554433, 2.5E+21, 12345.678e-3, 0.000000000000000000001]]'
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embeddings": ' || :'nums' || '}'));
+SELECT datacore.ollama_embed('x') AS fast \gset
+SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
+	'body', '{"embed\u0064ings": ' || :'nums' || '}'));
+SELECT datacore.ollama_embed('x') = :'fast'::real[] AS same, :'fast' AS vector;
 -- a duplicated member, a number JSON does not allow, trailing garbage
 SELECT dc_test.fault('ollama', jsonb_build_object('mode', 'status', 'status', 200, 'times', 1,
 	'body', '{"embeddings": [[1]], "embeddings": [[2]]}'));

@@ -55,6 +55,37 @@ SELECT qdrant_upsert('regress_fn', '[]'::jsonb);
 SELECT qdrant_count('regress_fn');
 SELECT qdrant_count('regress_fn', '{"must": [{"key": "lang", "match": {"value": "en"}}]}');
 
+-- batch upsert from arrays (the path rag_sync takes): one request; vectors
+-- has one row per id, each element written in the shortest form that reads
+-- back as the same real
+SELECT dc_test.clear_log('qdrant');
+SELECT qdrant_upsert('regress_fn', ARRAY['40', '"00000000-0000-0000-0000-000000000029"']::jsonb[],
+					 ARRAY[[0.1, 1e-45, 3.4028235e38], [-0.33333334, 16777217, 1]]::real[],
+					 ARRAY['{"lang": "en"}', NULL]::jsonb[]);
+SELECT l->>'path' AS path, l->'body' AS body FROM dc_test.log('qdrant') l;
+SELECT array_agg(translate(p->>'vector', '[]', '{}')::real[] ORDER BY o)
+	   = ARRAY[[0.1, 1e-45, 3.4028235e38], [-0.33333334, 16777217, 1]]::real[] AS same_reals
+  FROM dc_test.log('qdrant') l, jsonb_array_elements(l->'body'->'points') WITH ORDINALITY x(p, o);
+SELECT id, payload FROM qdrant_get('regress_fn', ARRAY['40', '00000000-0000-0000-0000-000000000029']) ORDER BY id;
+SELECT qdrant_upsert('regress_fn', '{}'::jsonb[], '{}'::real[]);
+-- everything is checked before anything is sent
+SELECT dc_test.clear_log('qdrant');
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '42']::jsonb[], ARRAY[1, 0, 0]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '42']::jsonb[], ARRAY[[1, 0, 0]]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41']::jsonb[], ARRAY[[1, 0, 0]]::real[], ARRAY['{}', '{}']::jsonb[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '"42"']::jsonb[], ARRAY[[1, 0, 0], [0, 1, 0]]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '-42']::jsonb[], ARRAY[[1, 0, 0], [0, 1, 0]]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '[42]']::jsonb[], ARRAY[[1, 0, 0], [0, 1, 0]]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', NULL]::jsonb[], ARRAY[[1, 0, 0], [0, 1, 0]]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '42']::jsonb[], ARRAY[[1, 0, 0], [0, NULL, 0]]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '42']::jsonb[], ARRAY[[1, 0, 0], [0, 'NaN', 0]]::real[]);
+SELECT qdrant_upsert('regress_fn', ARRAY['41', '42']::jsonb[], ARRAY[[1, 0, 0], [0, 1, 0]]::real[],
+					 ARRAY['{}', '[1]']::jsonb[]);
+SELECT qdrant_upsert('regress_fn', '{}'::jsonb[], ARRAY[[1, 0, 0]]::real[]);
+SELECT count(*) AS requests FROM dc_test.log('qdrant') l;
+SELECT qdrant_upsert('regress_fn', ARRAY['41']::jsonb[], ARRAY[[1, 0]]::real[]);
+SELECT qdrant_delete('regress_fn', ARRAY['40', '00000000-0000-0000-0000-000000000029']);
+
 -- ids: u64 or UUID only, checked before anything is sent
 SELECT dc_test.clear_log('qdrant');
 SELECT qdrant_upsert('regress_fn', '-1'::text, '{1,0,0}');

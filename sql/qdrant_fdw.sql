@@ -313,6 +313,62 @@ SELECT count(*) FROM regress_docs;
 CREATE FOREIGN TABLE regress_missing (id bigint) SERVER qdrant OPTIONS (collection 'regress_no_such');
 SELECT * FROM regress_missing;
 
+-- UPDATE and DELETE in batches of batch_size rows: 7 rows, batch_size 3,
+-- so 3 requests per endpoint
+SELECT qdrant_create_collection('regress_ft_batch', 2);
+CREATE FOREIGN TABLE regress_batch (id bigint, vector real[], payload jsonb, lang text, n integer)
+	SERVER qdrant OPTIONS (collection 'regress_ft_batch', batch_size '3');
+INSERT INTO regress_batch (id, vector, lang, n) SELECT i, ARRAY[i, 1], 'en', i FROM generate_series(1, 7) i;
+SELECT dc_test.clear_log('qdrant');
+-- the same payload for every row: one payload write names the batch's points
+UPDATE regress_batch SET lang = 'fr';
+-- a payload per row: the batch's writes as the operations of one /points/batch
+UPDATE regress_batch SET n = id * 10 WHERE id > 1 RETURNING id, lang, n;
+UPDATE regress_batch SET vector = ARRAY[1, id] WHERE id <= 4;
+SELECT method, path, body FROM regress_requests() WHERE path NOT LIKE '%scroll';
+SELECT id, vector, payload FROM regress_batch ORDER BY id;
+SELECT dc_test.clear_log('qdrant');
+DELETE FROM regress_batch WHERE id > 2 RETURNING id, lang, n;
+SELECT method, path, body FROM regress_requests() WHERE path NOT LIKE '%scroll';
+SELECT id FROM regress_batch ORDER BY id;
+-- requests go in the order of the rows: a data-modifying CTE's queued rows
+-- go before another table's write
+CREATE FOREIGN TABLE regress_batch2 (id bigint, lang text)
+	SERVER qdrant OPTIONS (collection 'regress_ft_batch', batch_size '3');
+SELECT dc_test.clear_log('qdrant');
+WITH u AS (UPDATE regress_batch SET lang = 'de' WHERE id = 1 RETURNING id)
+DELETE FROM regress_batch2 WHERE id = (SELECT id FROM u);
+SELECT method, path, body FROM regress_requests() WHERE path NOT LIKE '%scroll';
+SELECT id, lang FROM regress_batch ORDER BY id;
+-- row triggers see every row written when they fire: one row per request
+INSERT INTO regress_batch (id, vector, lang) SELECT i, ARRAY[i, 1], 'en' FROM generate_series(1, 4) i;
+CREATE FUNCTION regress_batch_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE 'point % written: % requests so far', OLD.id,
+		(SELECT count(*) FROM regress_requests() WHERE path NOT LIKE '%scroll');
+	RETURN NULL;
+END $$;
+CREATE TRIGGER regress_batch_after AFTER DELETE ON regress_batch
+	FOR EACH ROW EXECUTE FUNCTION regress_batch_trigger();
+SELECT dc_test.clear_log('qdrant');
+SET client_min_messages = notice;
+DELETE FROM regress_batch WHERE id > 1;
+SET client_min_messages = warning;
+SELECT count(*) AS requests FROM regress_requests() WHERE path NOT LIKE '%scroll';
+DROP TRIGGER regress_batch_after ON regress_batch;
+-- a failed batch fails the statement; the batches before it are done
+INSERT INTO regress_batch (id, vector, lang) SELECT i, ARRAY[i, 1], 'en' FROM generate_series(1, 7) i;
+SELECT dc_test.clear_log('qdrant');
+SELECT dc_test.fault('qdrant', '{"mode": "status", "status": 500, "times": 1, "after": 1,
+  "path": "/collections/regress_ft_batch/points/payload"}');
+UPDATE regress_batch SET lang = 'it';
+SELECT dc_test.fault('qdrant', NULL);
+SELECT count(*) AS requests FROM regress_requests() WHERE path LIKE '%payload%';
+SELECT lang, count(*) FROM regress_batch GROUP BY lang ORDER BY lang;
+DROP FOREIGN TABLE regress_batch, regress_batch2;
+DROP FUNCTION regress_batch_trigger();
+SELECT qdrant_drop_collection('regress_ft_batch');
+
 -- clean up
 DROP FOREIGN TABLE regress_docs, regress_l2, regress_ids, regress_noid, regress_missing;
 REVOKE ALL ON FOREIGN SERVER qdrant FROM regress_qdrant_reader;

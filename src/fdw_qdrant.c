@@ -17,8 +17,11 @@
  * Qdrant "must" conditions that match a superset of the rows and are
  * checked again locally, so the answer follows PostgreSQL semantics.
  *
- * INSERT uses the batch-insert API (one upsert per batch_size rows);
- * UPDATE and DELETE address the point by its id, one request per row.
+ * INSERT uses the batch-insert API (one upsert per batch_size rows).
+ * UPDATE and DELETE address points by id and go in batches too: a row is
+ * queued and its callback returns at once (Qdrant reports nothing per
+ * point that the row count or RETURNING would need), and batch_size rows
+ * go in one request per endpoint; the rest at the end of the statement.
  * Qdrant has no transactions: a write is done when the statement that
  * made it returns, whatever happens to the transaction afterwards.
  *
@@ -73,7 +76,33 @@ typedef struct QdModifyState
 	int			batch_size;
 	bool		has_key_columns;	/* any column mapped to a payload key */
 	MemoryContext temp_cxt;		/* reset after every request */
+
+	/* UPDATE: what the statement sets */
+	bool		set_vector;
+	bool		set_payload;
+	List	   *keys;			/* attnums of the key columns set */
+
+	/*
+	 * UPDATE and DELETE rows queued and not sent yet, in batch_cxt (reset
+	 * after each batch): the ids for DELETE; for UPDATE the {"id","vector"}
+	 * objects and each row's id and payload as JSON text.
+	 */
+	int			modify_batch;	/* rows per request: batch_size, or 1 */
+	int			npending;
+	MemoryContext batch_cxt;
+	StringInfoData ids;
+	StringInfoData vectors;
+	char	  **pending_ids;
+	char	  **pending_payloads;
+	MemoryContextCallback forget;	/* clears pending_writer on abort */
 } QdModifyState;
+
+/*
+ * The one modify state that has rows queued, if any.  A write of any other
+ * Qdrant foreign table in the statement (a data-modifying CTE) sends them
+ * first, so requests reach Qdrant in the order the rows were processed.
+ */
+static QdModifyState *pending_writer = NULL;
 
 /* ---------- table description ---------- */
 
@@ -815,6 +844,8 @@ dcQdrantPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRela
 static void
 begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
 			 List *fdw_private, int eflags);
+static void forget_pending(void *arg);
+static void claim_pending(QdModifyState *st);
 
 static void
 dcQdrantBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
@@ -864,11 +895,45 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, CmdType cmd,
 	if (st->cmd == CMD_UPDATE || st->cmd == CMD_DELETE)
 	{
 		Plan	   *subplan = outerPlanState(mtstate)->plan;
+		TriggerDesc *trig = rinfo->ri_TrigDesc;
+		ListCell   *lc;
 
 		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "qdrant_id");
 		if (!AttributeNumberIsValid(st->id_junk))
 			elog(ERROR, "could not find junk qdrant_id column");
 		st->wholerow_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "wholerow");
+
+		foreach(lc, st->updated)
+		{
+			QdColumn   *col = &st->table->cols[lfirst_int(lc) - 1];
+
+			if (col->kind == QD_COL_VECTOR)
+				st->set_vector = true;
+			else if (col->kind == QD_COL_PAYLOAD)
+				st->set_payload = true;
+			else if (col->kind == QD_COL_KEY)
+				st->keys = lappend_int(st->keys, lfirst_int(lc));
+		}
+
+		/*
+		 * AFTER ROW triggers fire when the statement's rows are done, before
+		 * a last batch would go: with row triggers, each row is sent by its
+		 * own callback.
+		 */
+		st->modify_batch = st->batch_size;
+		if (trig && (st->cmd == CMD_UPDATE ?
+					 (trig->trig_update_before_row || trig->trig_update_after_row) :
+					 (trig->trig_delete_before_row || trig->trig_delete_after_row)))
+			st->modify_batch = 1;
+		st->batch_cxt = AllocSetContextCreate(estate->es_query_cxt, "datacore qdrant batch",
+											  ALLOCSET_DEFAULT_SIZES);
+		st->pending_ids = MemoryContextAlloc(estate->es_query_cxt,
+											 sizeof(char *) * st->modify_batch);
+		st->pending_payloads = MemoryContextAlloc(estate->es_query_cxt,
+												  sizeof(char *) * st->modify_batch);
+		st->forget.func = forget_pending;
+		st->forget.arg = st;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, &st->forget);
 	}
 }
 
@@ -920,26 +985,6 @@ slot_id(QdModifyState *st, TupleTableSlot *slot, AttrNumber attno)
 						st->table->relname),
 				 errdetail("Every Qdrant point needs an id: an unsigned 64-bit integer or a UUID.")));
 	return dc_qdrant_id_from_datum(value, st->table->cols[st->table->id_att - 1].typid);
-}
-
-static json_t *
-slot_vector(QdModifyState *st, TupleTableSlot *slot)
-{
-	bool		isnull;
-	Datum		value;
-
-	if (st->table->vector_att == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
-				 errmsg("foreign table \"%s\" has no \"vector\" column", st->table->relname),
-				 errdetail("Every Qdrant point needs a vector.")));
-	value = slot_getattr(slot, st->table->vector_att, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("column \"vector\" of foreign table \"%s\" must not be null",
-						st->table->relname)));
-	return dc_float4_array_to_json(DatumGetArrayTypeP(value), "vector");
 }
 
 static void
@@ -1058,9 +1103,12 @@ append_point(StringInfo buf, QdModifyState *st, TupleTableSlot *slot)
 static void
 send_points(QdModifyState *st, TupleTableSlot **slots, int n)
 {
-	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
+	MemoryContext old;
 	StringInfoData body;
 	int			i;
+
+	claim_pending(st);
+	old = MemoryContextSwitchTo(st->temp_cxt);
 
 	initStringInfo(&body);
 	appendStringInfoString(&body, "{\"points\":[");
@@ -1109,89 +1157,186 @@ dcQdrantGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 	return st ? st->batch_size : get_table(rinfo->ri_RelationDesc)->batch_size;
 }
 
+/* ---------- batched UPDATE and DELETE ---------- */
+
+/* The es_query_cxt callback: the queued rows went with the statement. */
+static void
+forget_pending(void *arg)
+{
+	if (pending_writer == arg)
+		pending_writer = NULL;
+}
+
+/* Send the rows queued by UPDATE (see dcQdrantExecForeignUpdate). */
+static void
+flush_update(QdModifyState *st)
+{
+	const char *coll = st->table->collection;
+	int			ngroups = 0;
+	int			i;
+
+	if (st->set_vector)
+		(void) dc_qdrant_call_text(st->server, st->operation, "PUT",
+								   dc_qdrant_path(coll, "/points/vectors?wait=true"),
+								   psprintf("{\"points\":[%s]}", st->vectors.data), coll);
+	if (!st->set_payload && st->keys == NIL)
+		return;
+
+	/*
+	 * One payload write names many points, so rows in a run with the same
+	 * payload (UPDATE ... SET lang = 'fr') share one; runs of different
+	 * payloads become the operations of one /points/batch request.
+	 */
+	for (i = 0; i < st->npending; i++)
+		if (i == 0 || strcmp(st->pending_payloads[i], st->pending_payloads[i - 1]) != 0)
+			ngroups++;
+	{
+		StringInfoData body;
+		int			start;
+
+		initStringInfo(&body);
+		if (ngroups > 1)
+			appendStringInfoString(&body, "{\"operations\":[");
+		for (start = 0; start < st->npending;)
+		{
+			int			end = start + 1;
+
+			while (end < st->npending &&
+				   strcmp(st->pending_payloads[end], st->pending_payloads[start]) == 0)
+				end++;
+			if (ngroups > 1)
+				appendStringInfo(&body, "%s{\"%s\":", start > 0 ? "," : "",
+								 st->set_payload ? "overwrite_payload" : "set_payload");
+			appendStringInfoString(&body, "{\"points\":[");
+			for (i = start; i < end; i++)
+				appendStringInfo(&body, "%s%s", i > start ? "," : "", st->pending_ids[i]);
+			appendStringInfo(&body, "],\"payload\":%s}", st->pending_payloads[start]);
+			if (ngroups > 1)
+				appendStringInfoChar(&body, '}');
+			start = end;
+		}
+		if (ngroups > 1)
+		{
+			appendStringInfoString(&body, "]}");
+			(void) dc_qdrant_call_text(st->server, st->operation, "POST",
+									   dc_qdrant_path(coll, "/points/batch?wait=true"),
+									   body.data, coll);
+		}
+		else
+			/* a new payload replaces the old one; key columns alone merge */
+			(void) dc_qdrant_call_text(st->server, st->operation,
+									   st->set_payload ? "PUT" : "POST",
+									   dc_qdrant_path(coll, "/points/payload?wait=true"),
+									   body.data, coll);
+	}
+}
+
+/* Send the queued rows of an UPDATE or DELETE, if any. */
+static void
+flush_pending(QdModifyState *st)
+{
+	MemoryContext old;
+
+	if (st->npending == 0)
+		return;
+	/* whatever happens now, these rows are not sent again */
+	if (pending_writer == st)
+		pending_writer = NULL;
+	old = MemoryContextSwitchTo(st->temp_cxt);
+	if (st->cmd == CMD_DELETE)
+		(void) dc_qdrant_call_text(st->server, st->operation, "POST",
+								   dc_qdrant_path(st->table->collection, "/points/delete?wait=true"),
+								   psprintf("{\"points\":[%s]}", st->ids.data),
+								   st->table->collection);
+	else
+		flush_update(st);
+	MemoryContextSwitchTo(old);
+	st->npending = 0;
+	MemoryContextReset(st->temp_cxt);
+	MemoryContextReset(st->batch_cxt);
+}
+
+/* Before st writes: send the rows another table's write has queued. */
+static void
+claim_pending(QdModifyState *st)
+{
+	if (pending_writer != NULL && pending_writer != st)
+		flush_pending(pending_writer);
+}
+
 /*
- * Update one point: the vector through /points/vectors, the payload
- * through /points/payload (PUT replaces it, POST merges key columns).
+ * Queue a row of an UPDATE or DELETE: its id, and for UPDATE its vector
+ * and payload as JSON text; send the batch once it is full.
+ */
+static void
+queue_row(QdModifyState *st, TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	MemoryContext old;
+	char	   *id;
+
+	claim_pending(st);
+	old = MemoryContextSwitchTo(st->temp_cxt);
+	id = dc_json_dumps(slot_id(st, planSlot, st->id_junk));
+	MemoryContextSwitchTo(st->batch_cxt);
+	if (st->npending == 0)
+	{
+		initStringInfo(&st->ids);
+		initStringInfo(&st->vectors);
+	}
+	if (st->cmd == CMD_DELETE)
+		appendStringInfo(&st->ids, "%s%s", st->npending > 0 ? "," : "", id);
+	else
+	{
+		st->pending_ids[st->npending] = pstrdup(id);
+		if (st->set_vector)
+		{
+			appendStringInfo(&st->vectors, "%s{\"id\":%s,\"vector\":",
+							 st->npending > 0 ? "," : "", id);
+			slot_vector_text(&st->vectors, st, slot);
+			appendStringInfoChar(&st->vectors, '}');
+		}
+		if (st->set_payload || st->keys != NIL)
+		{
+			char	   *payload;
+
+			MemoryContextSwitchTo(st->temp_cxt);
+			payload = dc_json_dumps(slot_payload(st, slot,
+												 st->keys != NIL ? st->keys : list_make1_int(-1),
+												 st->set_payload));
+			st->pending_payloads[st->npending] = MemoryContextStrdup(st->batch_cxt, payload);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->temp_cxt);
+	st->npending++;
+	pending_writer = st;
+	if (st->npending >= st->modify_batch)
+		flush_pending(st);
+}
+
+/*
+ * Update a point: the vector through /points/vectors, the payload through
+ * /points/payload (PUT replaces it, POST merges key columns), batched.
  */
 static TupleTableSlot *
 dcQdrantExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 						  TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
-	QdModifyState *st = rinfo->ri_FdwState;
-	QdTable    *t = st->table;
-	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
-	json_t	   *id = slot_id(st, planSlot, st->id_junk);
-	bool		set_vector = false;
-	bool		set_payload = false;
-	List	   *keys = NIL;
-	ListCell   *lc;
-
-	foreach(lc, st->updated)
-	{
-		QdColumn   *col = &t->cols[lfirst_int(lc) - 1];
-
-		if (col->kind == QD_COL_VECTOR)
-			set_vector = true;
-		else if (col->kind == QD_COL_PAYLOAD)
-			set_payload = true;
-		else if (col->kind == QD_COL_KEY)
-			keys = lappend_int(keys, lfirst_int(lc));
-	}
-
-	if (set_vector)
-	{
-		json_t	   *point = dc_json_object();
-		json_t	   *points = json_array();
-		json_t	   *body = dc_json_object();
-
-		json_object_set_new(point, "id", json_copy(id));
-		json_object_set_new(point, "vector", slot_vector(st, slot));
-		json_array_append_new(points, point);
-		json_object_set_new(body, "points", points);
-		(void) dc_qdrant_call(st->server, st->operation, "PUT",
-							  dc_qdrant_path(t->collection, "/points/vectors?wait=true"),
-							  body, t->collection);
-	}
-	if (set_payload || keys != NIL)
-	{
-		json_t	   *body = dc_json_object();
-		json_t	   *points = json_array();
-
-		json_array_append_new(points, json_copy(id));
-		/* a new payload replaces the old one; key columns alone merge */
-		json_object_set_new(body, "payload",
-							slot_payload(st, slot, keys != NIL ? keys : list_make1_int(-1),
-										 set_payload));
-		json_object_set_new(body, "points", points);
-		(void) dc_qdrant_call(st->server, st->operation, set_payload ? "PUT" : "POST",
-							  dc_qdrant_path(t->collection, "/points/payload?wait=true"),
-							  body, t->collection);
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->temp_cxt);
+	queue_row(rinfo->ri_FdwState, slot, planSlot);
 	return slot;
 }
 
 /*
- * Delete one point by id; for RETURNING, hand back the row the scan read.
+ * Delete a point by id, batched; for RETURNING, hand back the row the scan
+ * read.
  */
 static TupleTableSlot *
 dcQdrantExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 						  TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
 	QdModifyState *st = rinfo->ri_FdwState;
-	MemoryContext old = MemoryContextSwitchTo(st->temp_cxt);
-	json_t	   *body = dc_json_object();
-	json_t	   *points = json_array();
 
-	json_array_append_new(points, slot_id(st, planSlot, st->id_junk));
-	json_object_set_new(body, "points", points);
-	(void) dc_qdrant_call(st->server, st->operation, "POST",
-						  dc_qdrant_path(st->table->collection, "/points/delete?wait=true"),
-						  body, st->table->collection);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->temp_cxt);
-
+	queue_row(st, slot, planSlot);
 	if (AttributeNumberIsValid(st->wholerow_junk))
 	{
 		bool		isnull;
@@ -1213,13 +1358,17 @@ dcQdrantExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	return slot;
 }
 
+/* The end of the statement: the last batch goes now. */
 static void
 dcQdrantEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	QdModifyState *st = rinfo->ri_FdwState;
 
-	if (st && st->temp_cxt)
-		MemoryContextDelete(st->temp_cxt);
+	if (st == NULL || st->temp_cxt == NULL)
+		return;
+	flush_pending(st);
+	MemoryContextDelete(st->temp_cxt);
+	st->temp_cxt = NULL;
 }
 
 static void

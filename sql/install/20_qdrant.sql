@@ -41,6 +41,12 @@ CREATE FUNCTION qdrant_upsert(collection text, points jsonb, wait boolean DEFAUL
 COMMENT ON FUNCTION qdrant_upsert(text, jsonb, boolean, name)
 	IS 'insert or replace an array of {id, vector, payload} points in one request';
 
+CREATE FUNCTION qdrant_upsert(collection text, ids jsonb[], vectors real[], payloads jsonb[] DEFAULT NULL,
+	wait boolean DEFAULT true, server name DEFAULT 'qdrant') RETURNS integer
+	AS 'MODULE_PATHNAME', 'datacore_qdrant_upsert_arrays' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION qdrant_upsert(text, jsonb[], real[], jsonb[], boolean, name)
+	IS 'insert or replace points given as arrays (vectors: one row per id) in one request';
+
 CREATE FUNCTION qdrant_search(collection text, vector real[], k integer DEFAULT 10,
 	filter jsonb DEFAULT NULL, server name DEFAULT 'qdrant')
 	RETURNS TABLE(id text, score real, payload jsonb)

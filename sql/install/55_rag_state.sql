@@ -193,10 +193,17 @@ DECLARE
 	n integer;
 	i integer := 1;
 	j integer;
+	k integer;
 	lo integer;
 	chars bigint;
-	pts jsonb;
-	all_pts jsonb[] := '{}';
+	b_idx integer[];
+	b_vecs real[];
+	-- the chunks embedded (indexes into c_*), their vectors (one row each)
+	-- and where each embed request's share of them ends
+	a_idx integer[] := '{}';
+	a_vecs real[] := '{}';
+	a_ends integer[] := '{}';
+	f_ids jsonb[];
 	vec real[];
 	dim_min integer;
 	dim_max integer;
@@ -243,10 +250,11 @@ BEGIN
 		END LOOP;
 
 		BEGIN
-			SELECT jsonb_agg(jsonb_build_object('id', c_ids[lo + e.idx - 1], 'vector', to_jsonb(e.embedding),
-												'payload', c_payloads[lo + e.idx - 1]) ORDER BY e.idx),
+			-- the vectors stay real[] up to the upsert: through jsonb every
+			-- element would cost a numeric conversion each way
+			SELECT array_agg(lo + e.idx - 1 ORDER BY e.idx), array_agg(e.embedding ORDER BY e.idx),
 				   min(cardinality(e.embedding)), max(cardinality(e.embedding))
-			  INTO pts, dim_min, dim_max
+			  INTO b_idx, b_vecs, dim_min, dim_max
 			  FROM datacore.ollama_embed(c_texts[lo:i - 1], p.model, p.ollama_server) e;
 			IF coalesce(dim_min, 0) = 0 THEN
 				RAISE EXCEPTION 'server "%" returned an empty embedding', p.ollama_server
@@ -255,7 +263,8 @@ BEGIN
 		EXCEPTION WHEN data_exception OR fdw_invalid_string_format OR program_limit_exceeded THEN
 			-- one input may be at fault: embed the texts one by one
 			GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-			pts := '[]';
+			b_idx := '{}';
+			b_vecs := '{}';
 			ok := 0;
 			dim_min := NULL;
 			FOR j IN lo .. i - 1 LOOP
@@ -272,8 +281,8 @@ BEGIN
 							USING ERRCODE = 'data_exception';
 					END IF;
 					dim_min := cardinality(vec);
-					pts := pts || jsonb_build_array(jsonb_build_object('id', c_ids[j], 'vector', to_jsonb(vec),
-																	   'payload', c_payloads[j]));
+					b_idx := b_idx || j;
+					b_vecs := b_vecs || ARRAY[vec];
 					ok := ok + 1;
 				EXCEPTION WHEN data_exception OR fdw_invalid_string_format OR program_limit_exceeded THEN
 					GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
@@ -287,9 +296,8 @@ BEGIN
 					HINT = 'Every text of the request failed on its own too, so the rows were kept queued.';
 			END IF;
 			dim_max := dim_min;
-			pts := nullif(pts, '[]');
 		END;
-		CONTINUE WHEN pts IS NULL;
+		CONTINUE WHEN coalesce(cardinality(b_idx), 0) = 0;
 
 		-- (ollama_embed already refuses replies of mixed sizes)
 		IF dim_min <> p.dimension THEN
@@ -305,17 +313,34 @@ BEGIN
 			p.dimension := dim_min;
 			UPDATE datacore.rag_pipelines r SET dimension = dim_min WHERE r.name = p.name;
 		END IF;
-		all_pts := all_pts || pts;
+		a_idx := a_idx || b_idx;
+		a_vecs := a_vecs || b_vecs;
+		a_ends := a_ends || cardinality(a_idx);
 	END LOOP;
 
-	-- a failed row sends none of its chunks: its old points stay as they were
-	FOREACH pts IN ARRAY all_pts LOOP
-		IF cardinality(failed) > 0 THEN
-			SELECT jsonb_agg(e ORDER BY o) INTO pts FROM jsonb_array_elements(pts) WITH ORDINALITY x(e, o)
-			 WHERE NOT (e->'payload'->'id') = ANY (SELECT ids[f] FROM unnest(failed) f);
-			CONTINUE WHEN pts IS NULL;
+	-- one upsert per embed request; a failed row sends none of its chunks:
+	-- its old points stay as they were
+	SELECT array_agg(ids[f]) INTO f_ids FROM unnest(failed) f;
+	lo := 1;
+	FOREACH j IN ARRAY a_ends LOOP
+		b_idx := a_idx[lo:j];
+		b_vecs := a_vecs[lo:j];
+		IF f_ids IS NOT NULL THEN
+			b_idx := '{}';
+			b_vecs := '{}';
+			FOR k IN lo .. j LOOP
+				CONTINUE WHEN ids[c_rows[a_idx[k]]] = ANY (f_ids);
+				b_idx := b_idx || a_idx[k];
+				b_vecs := b_vecs || a_vecs[k:k];
+			END LOOP;
 		END IF;
-		PERFORM datacore.qdrant_upsert(p.collection, pts, true, p.qdrant_server);
+		lo := j + 1;
+		CONTINUE WHEN cardinality(b_idx) = 0;
+		PERFORM datacore.qdrant_upsert(p.collection,
+									   (SELECT array_agg(c_ids[x] ORDER BY o) FROM unnest(b_idx) WITH ORDINALITY u(x, o)),
+									   b_vecs,
+									   (SELECT array_agg(c_payloads[x] ORDER BY o) FROM unnest(b_idx) WITH ORDINALITY u(x, o)),
+									   true, p.qdrant_server);
 	END LOOP;
 
 	-- the points each row (or gone row) no longer has: with chunker none the

@@ -89,9 +89,24 @@ HEAD
   call is two Redis round trips (rate limit, GET) and the PL/pgSQL around
   them. The test cluster commits without waiting for a disk flush, so a
   durable server adds one WAL flush to a cold call (the last-good row).
+- `rag_sync` at 384 dimensions: the vectors stay `real[]` from the embed
+  reply to the upsert body (`qdrant_upsert(collection, ids, vectors,
+  payloads)`), so an element costs one conversion in (short numbers without
+  `strtod`) and one Ryu shortest formatting out; before, each went through
+  `to_jsonb`, `numeric`, jansson and text again (4,567 chunks/s against the
+  same stubs). Against the Node stand-in instead of the stub
+  (`QDRANT=standin`, about 4,800 chunks/s) the stand-in's own parsing of
+  every point sets the pace.
+- Qdrant FDW INSERT into the stub: two thirds of the backend's samples are
+  `float_to_shortest_decimal_bufn` (about 20 ns a number, 384 a point), so a
+  64-point request costs about 12 us a point against 115 us for a whole
+  one-point request; that per-point cost, not the request count, bounds the
+  batched/unbatched ratio (about 9.5). UPDATE of a payload key is bounded by
+  its scan, which reads every point's vector from the stand-in.
 
 Run one benchmark again with `test/bench/report.sh run NAME` (redis, s3,
-ollama, …); each benchmark's own output (in `test/bench/results/NAME.txt`) has
+ollama, rag, …; `STANDIN=0 test/bench/report.sh run qdrant` for the rows
+above, without the long stand-in parts); each benchmark's own output (in `test/bench/results/NAME.txt`) has
 the rounds behind the medians. `test/bench/ollama/profile.sh` samples a
 backend with `perf` while it calls `ollama_generate()` against the stub.
 TAIL

@@ -429,15 +429,21 @@ async function pump() {
   }
 }
 
-async function write(ctx, apply) {
+// One write of the queue; `count` (points/batch) answers with a list of that
+// many UpdateResults, one per operation, as the real server does.
+async function write(ctx, apply, count) {
   const wait = ctx.query.wait === 'true' || ctx.query.wait === '1';
   const op = enqueueWrite(apply, wait);
+  const result = (status) => {
+    const one = { operation_id: op.id, status };
+    return count === undefined ? one : Array.from({ length: count }, () => ({ ...one }));
+  };
   if (!wait) {
     op.done.catch(() => {});
-    return ok(ctx, { operation_id: op.id, status: 'acknowledged' });
+    return ok(ctx, result('acknowledged'));
   }
   await op.done;
-  return ok(ctx, { operation_id: op.id, status: 'completed' });
+  return ok(ctx, result('completed'));
 }
 
 // ---------------------------------------------------------------- collections
@@ -560,15 +566,17 @@ function parsePoints(coll, body) {
   throw formatError('data did not match any variant of untagged enum PointInsertOperations');
 }
 
-function upsert(ctx, coll, body) {
+// Each write is checked first (errors before anything is queued), then
+// returned as the function the write queue applies.
+function upsertOp(coll, body) {
   const points = parsePoints(coll, body);
-  return write(ctx, (opId) => {
+  return (opId) => {
     if (collections.get(coll.name) !== coll) return;
     for (const p of points) {
       if (!coll.points.has(p.id)) coll.sorted = null;
       coll.points.set(p.id, { ...p, version: opId });
     }
-  });
+  };
 }
 
 // Resolves `points` ids or `filter` from a body to the matching point ids.
@@ -584,20 +592,20 @@ function selector(coll, body) {
   throw formatError('expected `points` (list of ids) or `filter`');
 }
 
-function deletePoints(ctx, coll, body) {
+function deleteOp(coll, body) {
   const select = selector(coll, body);
-  return write(ctx, () => {
+  return () => {
     for (const id of select()) {
       if (coll.points.delete(id)) coll.sorted = null;
     }
-  });
+  };
 }
 
-function payloadWrite(ctx, coll, body, mode) {
+function payloadOp(coll, body, mode) {
   const select = selector(coll, body);
   if (mode !== 'clear' && mode !== 'delete' && (!body.payload || typeof body.payload !== 'object')) throw formatError('missing field `payload`');
   if (mode === 'delete' && !Array.isArray(body.keys)) throw formatError('missing field `keys`');
-  return write(ctx, (opId) => {
+  return (opId) => {
     for (const id of select()) {
       const p = coll.points.get(id);
       if (!p) continue;
@@ -615,7 +623,7 @@ function payloadWrite(ctx, coll, body, mode) {
       }
       p.version = opId;
     }
-  });
+  };
 }
 
 function setNested(payload, key, value) {
@@ -627,17 +635,43 @@ function setNested(payload, key, value) {
   Object.assign(obj, value);
 }
 
-function updateVectors(ctx, coll, body) {
+function vectorsOp(coll, body) {
   if (!Array.isArray(body.points)) throw formatError('missing field `points`');
   const updates = body.points.map((p, i) => ({ id: parseId(p.id), vectors: pointVectors(coll, p.vector, `points[${i}].vector`) }));
-  return write(ctx, (opId) => {
+  return (opId) => {
     for (const u of updates) {
       const p = coll.points.get(u.id);
       if (!p) continue;
       for (const [name, vec] of u.vectors) p.vectors.set(name, vec);
       p.version = opId;
     }
+  };
+}
+
+// POST points/batch: {"operations": [{"<kind>": <that endpoint's body>}, ...]},
+// every operation checked before any applies, then applied in order as
+// one write.
+const BATCH_OPERATIONS = {
+  upsert: upsertOp,
+  delete: deleteOp,
+  set_payload: (coll, body) => payloadOp(coll, body, 'set'),
+  overwrite_payload: (coll, body) => payloadOp(coll, body, 'overwrite'),
+  delete_payload: (coll, body) => payloadOp(coll, body, 'delete'),
+  clear_payload: (coll, body) => payloadOp(coll, body, 'clear'),
+  update_vectors: vectorsOp,
+};
+
+function batchUpdate(ctx, coll, body) {
+  if (!Array.isArray(body.operations)) throw formatError('missing field `operations`');
+  const applies = body.operations.map((op, i) => {
+    const kinds = op && typeof op === 'object' && !Array.isArray(op) ? Object.keys(op) : [];
+    const make = kinds.length === 1 ? BATCH_OPERATIONS[kinds[0]] : undefined;
+    if (!make || !op[kinds[0]] || typeof op[kinds[0]] !== 'object') {
+      throw formatError(`operations[${i}]: data did not match any variant of untagged enum UpdateOperation`);
+    }
+    return make(coll, op[kinds[0]]);
   });
+  return write(ctx, (opId) => { for (const apply of applies) apply(opId); }, applies.length);
 }
 
 function getPoints(ctx, coll, body) {
@@ -810,9 +844,10 @@ function parseBody(ctx, required) {
 }
 
 const POINT_ROUTES = {
-  'PUT points': (ctx, coll) => upsert(ctx, coll, parseBody(ctx, true)),
+  'PUT points': (ctx, coll) => write(ctx, upsertOp(coll, parseBody(ctx, true))),
+  'POST points/batch': (ctx, coll) => batchUpdate(ctx, coll, parseBody(ctx, true)),
   'POST points': (ctx, coll) => getPoints(ctx, coll, parseBody(ctx, true)),
-  'POST points/delete': (ctx, coll) => deletePoints(ctx, coll, parseBody(ctx, true)),
+  'POST points/delete': (ctx, coll) => write(ctx, deleteOp(coll, parseBody(ctx, true))),
   'POST points/count': (ctx, coll) => countPoints(ctx, coll, parseBody(ctx, false)),
   'POST points/scroll': (ctx, coll) => scroll(ctx, coll, parseBody(ctx, false)),
   'POST points/search': (ctx, coll) => ok(ctx, searchRequest(coll, parseBody(ctx, true))),
@@ -827,11 +862,11 @@ const POINT_ROUTES = {
     if (!Array.isArray(body.searches)) throw formatError('missing field `searches`');
     return ok(ctx, body.searches.map((s) => queryRequest(coll, s)));
   },
-  'POST points/payload': (ctx, coll) => payloadWrite(ctx, coll, parseBody(ctx, true), 'set'),
-  'PUT points/payload': (ctx, coll) => payloadWrite(ctx, coll, parseBody(ctx, true), 'overwrite'),
-  'POST points/payload/delete': (ctx, coll) => payloadWrite(ctx, coll, parseBody(ctx, true), 'delete'),
-  'POST points/payload/clear': (ctx, coll) => payloadWrite(ctx, coll, parseBody(ctx, true), 'clear'),
-  'PUT points/vectors': (ctx, coll) => updateVectors(ctx, coll, parseBody(ctx, true)),
+  'POST points/payload': (ctx, coll) => write(ctx, payloadOp(coll, parseBody(ctx, true), 'set')),
+  'PUT points/payload': (ctx, coll) => write(ctx, payloadOp(coll, parseBody(ctx, true), 'overwrite')),
+  'POST points/payload/delete': (ctx, coll) => write(ctx, payloadOp(coll, parseBody(ctx, true), 'delete')),
+  'POST points/payload/clear': (ctx, coll) => write(ctx, payloadOp(coll, parseBody(ctx, true), 'clear')),
+  'PUT points/vectors': (ctx, coll) => write(ctx, vectorsOp(coll, parseBody(ctx, true))),
   'PUT index': (ctx, coll) => createIndex(ctx, coll, parseBody(ctx, true)),
   'GET ': (ctx, coll) => collectionInfo(ctx, coll),
   'GET exists': (ctx) => ok(ctx, { exists: true }),

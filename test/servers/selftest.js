@@ -431,6 +431,30 @@ async function testQdrant() {
   r = await call('POST', '/collections/big/points/count', {});
   check('qdrant: count 100000', r.json.result.count === total);
 
+  // points/batch: checked as a whole, applied in order, one result per operation
+  r = await call('POST', '/collections/big/points/batch?wait=true', { operations: [
+    { overwrite_payload: { points: [1], payload: { a: 1 } } },
+    { set_payload: { points: [1, 2], payload: { b: 2 } } },
+    { delete: { points: [3] } },
+  ] });
+  check('qdrant: points/batch answers one result per operation', r.status === 200 && Array.isArray(r.json.result) &&
+    r.json.result.length === 3 && r.json.result.every((u) => u.status === 'completed'), JSON.stringify(r.json));
+  r = await call('POST', '/collections/big/points', { ids: [1, 2, 3] });
+  check('qdrant: points/batch applies its operations in order',
+    JSON.stringify(r.json.result.map((p) => p.payload)) === JSON.stringify([{ a: 1, b: 2 }, { n: 2, even: true, b: 2 }]),
+    JSON.stringify(r.json.result));
+  r = await call('POST', '/collections/big/points/batch?wait=true', { operations: [
+    { delete: { points: [4] } },
+    { update_vectors: { points: [{ id: 5, vector: [1, 2] }] } },
+  ] });
+  r = { status: r.status, json: r.json, after: (await call('POST', '/collections/big/points', { ids: [4] })).json.result };
+  check('qdrant: a bad operation fails the whole batch before any applies', r.status === 400 && r.after.length === 1,
+    JSON.stringify(r));
+  await call('PUT', '/collections/big/points?wait=true', { points: [
+    { id: 1, vector: JSON.parse(pool[1]), payload: { n: 1, even: false } },
+    { id: 3, vector: JSON.parse(pool[3]), payload: { n: 3, even: false } },
+  ] });
+
   let t = Date.now();
   let offset;
   let seen = 0;

@@ -1,14 +1,20 @@
 #!/bin/bash
 # Qdrant benchmarks against the local stack (not part of the test suite):
 #
-#   1. insert N points of dimension DIM through a foreign table (batched
-#      upserts) versus one qdrant_upsert() call per point: rates and ratio;
+#   0. the client's own cost: insert N points of dimension DIM through a
+#      foreign table into the nginx stub (test/bench/stub, canned replies),
+#      batch_size BATCH versus batch_size 1 (on N1 points); and UPDATE and
+#      DELETE of N1 points through the stand-in, batched versus batch_size 1;
+#   1. insert N points through a foreign table into the Node stand-in
+#      (batched upserts) versus one qdrant_upsert() call per point: rates
+#      and ratio;
 #   2. backend peak memory (VmHWM) while scanning SMALL versus N points
 #      through a foreign table: should be the same within a small margin.
 #
-#   test/bench/qdrant/run.sh            N=100000 DIM=384 SMALL=10000 RUNS=3
+#   test/bench/qdrant/run.sh            N=100000 N1=5000 DIM=384 SMALL=10000 RUNS=3
+#   STANDIN=0 test/bench/qdrant/run.sh  part 0 only (what report.sh keeps)
 #
-# Run it under the stack lock, after `make install`:
+# It builds and installs this tree first; run it under the stack lock:
 #   flock /tmp/datacore-check.lock test/bench/qdrant/run.sh
 # It works in its own database (datacore_bench, made afresh) and its own
 # server (bench_qdrant), and drops the collections it made.  Reading
@@ -16,11 +22,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source test/bench/lib.sh
-eval "$(test/services env)"
+bench_install
+stub_start
+trap 'stub_stop' EXIT
 
 N=${N:-100000}
 DIM=${DIM:-384}
 SMALL=${SMALL:-10000}
+N1=${N1:-5000}
+STANDIN=${STANDIN:-1}
 RUNS=${RUNS:-3}
 BATCH=${BATCH:-64}
 DB=datacore_bench
@@ -56,7 +66,60 @@ CREATE FOREIGN TABLE bench_ft (id bigint, vector real[], payload jsonb)
 	SERVER bench_qdrant OPTIONS (collection 'bench_ft', batch_size '$BATCH');
 CREATE FOREIGN TABLE bench_small (id bigint, vector real[], payload jsonb)
 	SERVER bench_qdrant OPTIONS (collection 'bench_small');
+CREATE SERVER bench_stub FOREIGN DATA WRAPPER datacore_qdrant OPTIONS (url '$STUB_URL');
+CREATE FOREIGN TABLE stub_b (id bigint, vector real[], payload jsonb)
+	SERVER bench_stub OPTIONS (collection 'bench_stub', batch_size '$BATCH');
+CREATE FOREIGN TABLE stub_1 (id bigint, vector real[], payload jsonb)
+	SERVER bench_stub OPTIONS (collection 'bench_stub', batch_size '1');
+CREATE FOREIGN TABLE mod_b (id bigint, vector real[], payload jsonb, tag text)
+	SERVER bench_qdrant OPTIONS (collection 'bench_mod', batch_size '$BATCH');
+CREATE FOREIGN TABLE mod_1 (id bigint, vector real[], payload jsonb, tag text)
+	SERVER bench_qdrant OPTIONS (collection 'bench_mod', batch_size '1');
 SQL
+
+# 0. The client's cost, rounds alternating the contenders, round 0 a warm-up.
+echo "== the client's cost: INSERT of $DIM-dimensional points into the nginx stub, $RUNS rounds (medians)"
+psql_db -q -c "CREATE TABLE t (who text, round int, ms numeric)"
+for r in $(seq 0 "$RUNS"); do
+	psql_db -q >/dev/null <<SQL
+SET search_path = datacore, public;
+INSERT INTO t SELECT 'ins_b', $r, bench_ms('INSERT INTO stub_b SELECT id, vector, payload FROM bench_src');
+INSERT INTO t SELECT 'ins_1', $r, bench_ms('INSERT INTO stub_1 SELECT id, vector, payload FROM bench_src WHERE id <= $N1');
+SELECT bench_reset('bench_mod');
+INSERT INTO mod_b SELECT id, vector, payload, 'a' FROM bench_src WHERE id <= $N1;
+INSERT INTO t SELECT 'upd_b', $r, bench_ms('UPDATE mod_b SET tag = ''b''');
+INSERT INTO t SELECT 'upd_1', $r, bench_ms('UPDATE mod_1 SET tag = ''c''');
+INSERT INTO t SELECT 'del_b', $r, bench_ms('DELETE FROM mod_b WHERE id % 2 = 0');
+INSERT INTO t SELECT 'del_1', $r, bench_ms('DELETE FROM mod_1');
+SQL
+done
+m() { psql_db -At -c "SELECT ms FROM t WHERE who = '$1' AND round > 0" | median; }
+ins_b=$(m ins_b) ins_1=$(m ins_1) upd_b=$(m upd_b) upd_1=$(m upd_1) del_b=$(m del_b) del_1=$(m del_1)
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
+ins_b_r=$(rate "$N" "$ins_b") ins_1_r=$(rate "$N1" "$ins_1")
+upd_b_r=$(rate "$N1" "$upd_b") upd_1_r=$(rate "$N1" "$upd_1")
+del_b_r=$(rate "$((N1 / 2))" "$del_b") del_1_r=$(rate "$((N1 / 2))" "$del_1")
+printf '  INSERT batch_size %-3d %7d points %10.1f ms %8d points/s\n' "$BATCH" "$N" "$ins_b" "$ins_b_r"
+printf '  INSERT batch_size 1   %7d points %10.1f ms %8d points/s   ratio %sx\n' "$N1" "$ins_1" "$ins_1_r" "$(ratio "$ins_b_r" "$ins_1_r")"
+echo "== UPDATE of a payload key and DELETE through the stand-in (a scan, then the writes)"
+printf '  UPDATE batch_size %-3d %7d rows %10.1f ms %8d rows/s\n' "$BATCH" "$N1" "$upd_b" "$upd_b_r"
+printf '  UPDATE batch_size 1   %7d rows %10.1f ms %8d rows/s   ratio %sx\n' "$N1" "$upd_1" "$upd_1_r" "$(ratio "$upd_b_r" "$upd_1_r")"
+printf '  DELETE batch_size %-3d %7d rows %10.1f ms %8d rows/s\n' "$BATCH" "$((N1 / 2))" "$del_b" "$del_b_r"
+printf '  DELETE batch_size 1   %7d rows %10.1f ms %8d rows/s   ratio %sx\n' "$((N1 / 2))" "$del_1" "$del_1_r" "$(ratio "$del_b_r" "$del_1_r")"
+bench_result "Qdrant FDW INSERT of $DIM-dim points into the nginx stub, points/s, vs the goal 50,000 points/s (goal >= 1.00)" \
+	"$ins_b_r" 50000 "$(awk -v a="$ins_b_r" 'BEGIN { printf "%.2f", a / 50000 }')"
+bench_result "Qdrant FDW INSERT into the nginx stub, points/s, batch_size $BATCH vs batch_size 1 (goal >= 20)" \
+	"$ins_b_r" "$ins_1_r" "$(ratio "$ins_b_r" "$ins_1_r")"
+bench_result "Qdrant FDW UPDATE of a payload key through the stand-in, rows/s, batch_size $BATCH vs batch_size 1" \
+	"$upd_b_r" "$upd_1_r" "$(ratio "$upd_b_r" "$upd_1_r")"
+bench_result "Qdrant FDW DELETE through the stand-in, rows/s, batch_size $BATCH vs batch_size 1" \
+	"$del_b_r" "$del_1_r" "$(ratio "$del_b_r" "$del_1_r")"
+psql_db -qc "SELECT datacore.qdrant_drop_collection('bench_mod', true, 'bench_qdrant')" >/dev/null
+if [[ $STANDIN == 0 ]]; then
+	psql -X -q -d postgres -c "DROP DATABASE $DB"
+	exit 0
+fi
 
 echo "== insert: $N points of dimension $DIM, $RUNS runs (foreign table batch_size $BATCH)"
 ft_ms=()
@@ -93,7 +156,7 @@ psql_db -qc "SELECT datacore.qdrant_drop_collection('bench_pp', true, 'bench_qdr
 # client could reach against it.
 echo "== the stand-in alone (curl, keep-alive): $BATCH-point versus 1-point upserts"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"; stub_stop' EXIT
 python3 - "$tmp" "$DIM" "$BATCH" <<'PY'
 import json, random, sys
 out, dim, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
